@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Create .venv and install agentkd with everything its tests need. Safe to run again (it is quick
+# when everything is installed). GPU users: see README ("Installing on a GPU machine").
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON="${PYTHON:-python3}"
+if [ ! -x .venv/bin/python ]; then
+  "$PYTHON" -m venv .venv
+fi
+.venv/bin/python -m pip install --quiet --upgrade pip
+# `official` = the ALFWorld engine (TextWorld + Fast Downward) for conformance tests and benchmarks.
+.venv/bin/python -m pip install --quiet -e ".[dev,official]"
+echo "agentkd installed in .venv"

@@ -214,3 +214,23 @@ def test_malformed_game_files_name_the_file_and_the_problem(tmp_path):
         assert expected[name.split(".")[0]] in str(err.value)
     with pytest.raises(GameFileError, match="cannot read"):
         load_game(tmp_path / "absent.tw-pddl")
+
+
+def test_expert_recovers_after_someone_else_acted():
+    env = HouseholdEnv()
+    task = next(t for t in load_split("valid_seen") if t.task_type == "pick_and_place_simple")
+    env.reset(task)
+    world = env.world
+    # Pick up something the task does not need, then hand over to the expert.
+    for r in world.sorted_receptacles():
+        junk = [world.things[t] for t in sorted(world.contents[r.id])
+                if world.things[t].type != task.params["obj"] and world.things[t].pickupable]
+        if junk and not r.openable:
+            break
+    env.step(f"go to {r.name}")
+    env.step(f"take {junk[0].name} from {r.name}")
+    done, reward = False, 0.0
+    while not done:
+        _, action = env.expert_action()
+        _, reward, done, _ = env.step(action)
+    assert reward == 1.0

@@ -33,6 +33,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from environments.household.vocab import ROOM_TYPES, TASK_TYPES
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = REPO_ROOT / "environments" / "household" / "data" / "vocab.json"
 
@@ -42,16 +44,6 @@ BASIN_NAMES = {"Sink": "SinkBasin", "Bathtub": "BathtubBasin"}
 # Lamps are switched on where they stand: present in rooms, toggleable, never carried.
 LAMPS = ("DeskLamp", "FloorLamp")
 
-TASK_TYPES = (
-    "pick_and_place_simple",
-    "look_at_obj_in_light",
-    "pick_clean_then_place_in_recep",
-    "pick_heat_then_place_in_recep",
-    "pick_cool_then_place_in_recep",
-    "pick_two_obj_and_place",
-)
-
-ROOM_TYPES = ("Kitchen", "LivingRoom", "Bedroom", "Bathroom")
 
 AFFORDANCE_KEYS = {
     "heatable": "Heatable",

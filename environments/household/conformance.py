@@ -41,7 +41,8 @@ def _compare(report: Report, what: str, native, official) -> None:
         report.mismatches.append(f"{what}:\n  native:   {native!r}\n  official: {official!r}")
 
 
-def _play(report: Report, world: World, engine, commands: list[str | None], rng: random.Random, label: str) -> bool:
+def play_side_by_side(report: Report, world: World, engine, commands: list[str | None], rng: random.Random,
+                      label: str) -> bool:
     """Play both engines from reset; a None command is a random admissible one."""
     world.reset()
     _compare(report, f"{label} intro", world.intro(), engine.reset())
@@ -71,11 +72,11 @@ def check_task(task: Task, walk: int = 30, seed: int = 0) -> Report:
     report = Report(task.task_id)
     solution = [a for _, a in solve(world) or []]
     engine = OfficialEngine(export_game(world))
-    report.expert_won_native = _play(report, world, engine, solution, random.Random(seed), "expert")
+    report.expert_won_native = play_side_by_side(report, world, engine, solution, random.Random(seed), "expert")
     report.expert_won_official = engine.won
     # One episode for (b) and (c): official resets are slow (Fast Downward re-translates the game).
     commands = [*INVALID_COMMANDS, *([None] * walk), *INVALID_COMMANDS]
-    _play(report, world, engine, commands, random.Random(f"{task.task_id}/{seed}"), "walk+invalid")
+    play_side_by_side(report, world, engine, commands, random.Random(f"{task.task_id}/{seed}"), "walk+invalid")
     return report
 
 

@@ -117,9 +117,15 @@ class HouseholdExpert:
 
     def _fetch(self, otype: str, held, tail: str) -> tuple[str, str]:
         w = self.world
-        if held is not None:  # never happens with this strategy, but never get stuck holding junk
-            r = next(r for r in w.sorted_receptacles() if (r.type, held.type) in w.can_contain)
-            return f"I am holding the wrong thing; I put the {held.name} away.", f"move {held.name} to {r.name}"
+        if held is not None:  # only after someone else acted for it: put the wrong thing away first
+            places = [r for r in w.sorted_receptacles() if (r.type, held.type) in w.can_contain]
+            if not places:
+                raise RuntimeError(f"nowhere to put down the {held.name}")
+            r = min(places, key=lambda r: (r.location != w.location, r.openable))
+            step = self._goto_or_act(r, f"I am holding the wrong thing. I take the {held.name} to the {r.name}.")
+            if step[1]:
+                return step
+            return f"I put the {held.name} away; my hands must be free.", f"move {held.name} to {r.name}"
         found = self._wanted(otype)
         if found:
             tid = found[0]

@@ -20,17 +20,9 @@ from functools import cache
 
 from agentkd.schema import Task
 
-from .vocab import FloorPlan, Vocab, load_vocab
+from .vocab import TASK_TYPES, FloorPlan, Vocab, load_vocab
 from .world import Goal, Receptacle, Thing, World
 
-TASK_TYPES: tuple[str, ...] = (
-    "pick_and_place_simple",
-    "look_at_obj_in_light",
-    "pick_clean_then_place_in_recep",
-    "pick_heat_then_place_in_recep",
-    "pick_cool_then_place_in_recep",
-    "pick_two_obj_and_place",
-)
 # Tasks per type in each split: ALFWorld's own counts (train 3,553; valid_seen 140; valid_unseen 134).
 SPLIT_COUNTS = {
     "train": dict(zip(TASK_TYPES, (790, 308, 650, 459, 533, 813), strict=True)),

@@ -34,6 +34,14 @@ from typing import Any
 VOCAB_PATH = Path(__file__).parent / "data" / "vocab.json"
 
 ROOM_TYPES: tuple[str, ...] = ("Kitchen", "LivingRoom", "Bedroom", "Bathroom")
+TASK_TYPES: tuple[str, ...] = (
+    "pick_and_place_simple",
+    "look_at_obj_in_light",
+    "pick_clean_then_place_in_recep",
+    "pick_heat_then_place_in_recep",
+    "pick_cool_then_place_in_recep",
+    "pick_two_obj_and_place",
+)
 AFFORDANCES: tuple[str, ...] = ("heatable", "coolable", "cleanable", "toggleable", "sliceable", "pickupable")
 
 

@@ -1,0 +1,160 @@
+"""Environment agents as LangGraph graphs: reset → policy → environment → … → finish.
+
+`env_agent_graph` returns the uncompiled `StateGraph`, so an agent author can add nodes (a
+reflection step, a tool call, a guard) or rewire edges before compiling; `build_env_agent`
+compiles it. The recorder lives in the environment node: whatever policy or extra nodes run, every
+step lands in the episode's `Trajectory`, which the finish node closes.
+
+Policies are batched (`Policy.act(inputs)`). One graph runs one episode; run many with
+`ainvoke` concurrently and wrap the policy in `BatchingPolicy`, which gathers the concurrent
+requests into one `act` call — the way an inference server batches its clients.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Any, TypedDict
+
+from agentkd.env import Env
+from agentkd.policies.base import Decision, Policy, PolicyInput
+from agentkd.schema import Step, Task, Trajectory
+
+
+class EpisodeState(TypedDict, total=False):
+    task: Task
+    seed: int
+    observation: str
+    admissible: list[str] | None
+    decision: Decision | None
+    reward: float
+    done: bool
+    trajectory: Trajectory
+    principles: list[str]
+    clock: float  # perf_counter() at reset, for the trajectory's wall time
+
+
+class BatchingPolicy:
+    """Gathers `decide` calls from concurrent episodes into batched `act` calls on the wrapped policy."""
+
+    def __init__(self, policy: Policy, max_batch: int = 64):
+        self.policy = policy
+        self.info = policy.info
+        self.max_batch = max_batch
+        self._queue: asyncio.Queue | None = None
+        self._worker: asyncio.Task | None = None
+        self.batches: list[int] = []  # sizes of the batches sent, for tests and benchmarks
+
+    def act(self, inputs: list[PolicyInput]) -> list[Decision]:
+        return self.policy.act(inputs)
+
+    async def decide(self, inp: PolicyInput) -> Decision:
+        loop = asyncio.get_running_loop()
+        if self._queue is None or self._worker is None or self._worker.get_loop() is not loop:
+            self._queue = asyncio.Queue()
+            self._worker = loop.create_task(self._serve())
+        future = loop.create_future()
+        await self._queue.put((inp, future))
+        return await future
+
+    async def _serve(self) -> None:
+        assert self._queue is not None
+        while True:
+            batch = [await self._queue.get()]
+            await asyncio.sleep(0)  # let every episode that is ready submit before the batch goes out
+            while not self._queue.empty() and len(batch) < self.max_batch:
+                batch.append(self._queue.get_nowait())
+            self.batches.append(len(batch))
+            try:
+                decisions = await asyncio.to_thread(self.policy.act, [inp for inp, _ in batch])
+            except Exception as exc:  # a failing policy fails its episodes, not the server loop
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            for (_, future), decision in zip(batch, decisions, strict=True):
+                if not future.done():
+                    future.set_result(decision)
+
+
+async def _decide(policy: Policy, inp: PolicyInput) -> Decision:
+    if isinstance(policy, BatchingPolicy):
+        return await policy.decide(inp)
+    return (await asyncio.to_thread(policy.act, [inp]))[0]
+
+
+def env_agent_graph(env: Env, policy: Policy, *, max_steps: int = 50,
+                    on_finish: Callable[[Trajectory], Any] | None = None):
+    """The uncompiled episode graph (nodes: reset, policy, env, finish)."""
+    from langgraph.graph import END, START, StateGraph
+
+    # Model policies price their own calls (prices never enter the policy's identity or trajectory ids).
+    price = getattr(policy.policy if isinstance(policy, BatchingPolicy) else policy, "cost_usd", None)
+
+    def reset(state: EpisodeState) -> EpisodeState:
+        task = state["task"]
+        started = time.perf_counter()
+        observation = env.reset(task)
+        trajectory = Trajectory.start(task, policy.info, seed=state.get("seed", 0))
+        return {"clock": started, "observation": observation, "admissible": env.admissible_actions(),
+                "reward": 0.0, "done": False, "trajectory": trajectory, "decision": None}
+
+    async def act(state: EpisodeState) -> EpisodeState:
+        inp = PolicyInput(task=state["task"], observation=state["observation"], history=state["trajectory"].steps,
+                          admissible_actions=state["admissible"], env=env, principles=state.get("principles", []))
+        return {"decision": await _decide(policy, inp)}
+
+    def step(state: EpisodeState) -> EpisodeState:
+        d = state["decision"]
+        trajectory = state["trajectory"]
+        observation, reward, done, info = env.step(d.action)
+        admissible = env.admissible_actions()
+        trajectory.steps.append(Step(
+            index=len(trajectory.steps), observation=state["observation"], thought=d.thought, action=d.action,
+            raw_output=d.raw_output, valid=d.valid and bool(info.get("admissible", True)), candidates=d.candidates,
+            deferred=d.deferred, next_observation=observation, reward=reward, done=done,
+            admissible_actions=state["admissible"], prompt_tokens=d.prompt_tokens,
+            completion_tokens=d.completion_tokens, latency_s=d.latency_s,
+            info={k: v for k, v in {"error": d.error, "won": info.get("won")}.items() if v is not None},
+        ))
+        if price is not None:
+            trajectory.cost_usd += price(d)
+        done = done or len(trajectory.steps) >= max_steps
+        return {"observation": observation, "admissible": admissible, "reward": reward, "done": done}
+
+    def finish(state: EpisodeState) -> EpisodeState:
+        trajectory = state["trajectory"]
+        trajectory.finish(success=state["reward"] > 0, reward=state["reward"])
+        trajectory.wall_time_s = time.perf_counter() - state["clock"]
+        if on_finish is not None:
+            on_finish(trajectory)
+        return {"trajectory": trajectory}
+
+    graph = StateGraph(EpisodeState)
+    graph.add_node("reset", reset)
+    graph.add_node("policy", act)
+    graph.add_node("env", step)
+    graph.add_node("finish", finish)
+    graph.add_edge(START, "reset")
+    graph.add_edge("reset", "policy")
+    graph.add_edge("policy", "env")
+    graph.add_conditional_edges("env", lambda s: "finish" if s["done"] else "policy", ["finish", "policy"])
+    graph.add_edge("finish", END)
+    return graph
+
+
+def build_env_agent(env: Env, policy: Policy, *, max_steps: int = 50,
+                    on_finish: Callable[[Trajectory], Any] | None = None):
+    """A compiled LangGraph agent that plays one episode per `invoke`/`ainvoke({"task": ..., "seed": ...})`."""
+    return env_agent_graph(env, policy, max_steps=max_steps, on_finish=on_finish).compile()
+
+
+def recursion_limit(max_steps: int) -> int:
+    """LangGraph counts node visits; an episode visits policy and env once per step, plus reset and finish."""
+    return 2 * max_steps + 10
+
+
+async def run_episode(agent, task: Task, seed: int = 0, max_steps: int = 50) -> Trajectory:
+    state = await agent.ainvoke({"task": task, "seed": seed}, config={"recursion_limit": recursion_limit(max_steps)})
+    return state["trajectory"]

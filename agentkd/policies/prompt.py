@@ -1,0 +1,199 @@
+"""The ReAct prompt and output parser shared by every language-model policy.
+
+:func:`build_messages` turns a :class:`~agentkd.policies.base.PolicyInput` into chat messages
+(``{"role": ..., "content": ...}`` dicts): a system message with the answer format (and any
+principles), then the episode as alternating turns — the user speaks the observations, the
+assistant answers ``Thought: ...`` / ``Action: ...`` — ending with the current observation and the
+admissible actions. The same messages serve teachers (LangChain chat models), students (local
+transformers models) and SFT datasets, so a student is trained on exactly the prompt it is
+replayed with.
+
+:func:`parse_output` reads the action (and thought) back out of whatever a model wrote. It is
+lenient about format — label spelling and case, markdown, quotes, trailing punctuation, ALFWorld's
+``> think:`` / ``> action`` style — strict about admissibility, and never raises.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from agentkd.policies.base import PolicyInput
+
+__all__ = ["SYSTEM_PROMPT", "ParsedAction", "build_messages", "format_step", "parse_output"]
+
+SYSTEM_PROMPT = (
+    "You are an agent acting in a text environment. Each turn you see an observation; reply with "
+    "exactly two lines:\n"
+    "Thought: <your reasoning about what to do next>\n"
+    "Action: <one action>\n"
+    "When a list of admissible actions is given, the action must be copied exactly from that list."
+)
+
+
+def format_step(thought: str, action: str) -> str:
+    """The assistant turn for one step, as the model is asked to write it."""
+    return f"Thought: {thought.strip()}\nAction: {action.strip()}"
+
+
+def _system_message(principles: list[str]) -> str:
+    if not principles:
+        return SYSTEM_PROMPT
+    listed = "\n".join(f"- {p.strip()}" for p in principles if p.strip())
+    return f"{SYSTEM_PROMPT}\n\nPrinciples:\n{listed}"
+
+
+def _current_turn(observation: str, admissible: list[str] | None) -> str:
+    text = f"Observation: {observation.strip()}"
+    if admissible is not None:
+        text += "\n\nAdmissible actions:\n" + "\n".join(f"- {a}" for a in admissible)
+    return text
+
+
+def build_messages(inp: PolicyInput, max_history: int = 8) -> list[dict[str, str]]:
+    """Chat messages for one policy input.
+
+    The first user turn carries the task goal; the last ``max_history`` steps follow as
+    observation (user) / ``Thought … Action …`` (assistant) pairs; the final user turn holds the
+    current observation and, when the action space is closed, the admissible actions.
+    """
+    history = inp.history[-max_history:] if max_history > 0 else []
+    omitted = len(inp.history) - len(history)
+    header = f"Your task: {inp.task.goal.strip()}\n"
+    if omitted:
+        header += f"({omitted} earlier step{'s' if omitted != 1 else ''} not shown.)\n"
+    header += "\n"
+
+    messages = [{"role": "system", "content": _system_message(inp.principles)}]
+    for i, step in enumerate(history):
+        turn = f"Observation: {step.observation.strip()}"
+        messages.append({"role": "user", "content": header + turn if i == 0 else turn})
+        messages.append({"role": "assistant", "content": format_step(step.thought, step.action)})
+    current = _current_turn(inp.observation, inp.admissible_actions)
+    messages.append({"role": "user", "content": current if history else header + current})
+    return messages
+
+
+@dataclass
+class ParsedAction:
+    """An action read from model output. ``valid=False`` comes with ``action=""`` and an ``error``."""
+
+    action: str
+    thought: str = ""
+    valid: bool = True
+    error: str | None = None
+
+
+# A label at the start of a line, after optional quote markers, bullets and markdown emphasis:
+# "Thought:", "**Action:**", "> think:", "- act:", "### Action", "Action -".
+_PREFIX = r"^[ \t]*(?:>[ \t]*)?(?:[-*+][ \t]+)?(?:#+[ \t]*)?[*_`]*[ \t]*"
+_THOUGHT_LABEL = re.compile(_PREFIX + r"(?:thought|think|thinking|reasoning)[*_`]*[ \t]*[:：][*_`]*[ \t]*",
+                            re.IGNORECASE | re.MULTILINE)
+_ACTION_LABEL = re.compile(_PREFIX + r"(?:action|act)[*_`]*[ \t]*[:：][*_`]*[ \t]*", re.IGNORECASE | re.MULTILINE)
+# ALFWorld's ReAct style: "> go to cabinet 1" (a quoted line that is not a think line).
+_ANGLE_ACTION = re.compile(r"^[ \t]*>[ \t]*(?![*_`]*(?:think|thought)\b)(\S.*)$", re.IGNORECASE | re.MULTILINE)
+# Mid-line "Action:" (e.g. "Thought: ... Action: go to x"), only used when no line-start label exists.
+_INLINE_ACTION = re.compile(r"\baction[*_`]*[ \t]*:[*_`]*[ \t]*", re.IGNORECASE)
+_THINK_TAGS = re.compile(r"<think>(.*?)(?:</think>|$)", re.IGNORECASE | re.DOTALL)
+_FENCE = re.compile(r"^[ \t]*```[\w-]*[ \t]*$", re.MULTILINE)
+
+_STRIP_CHARS = " \t\r\n\"'`*“”‘’«»"
+_BRACKETS = {"[": "]", "<": ">", "(": ")"}
+_TRAILING = ".,;:!?。"
+_SEPARATORS = ("(", "[", ",", ";", "-", "—", "–", ".", "!", "#", "//")
+
+
+def _squash(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _clean_action(value: str) -> str:
+    """First line of ``value``, without quotes, markdown, trailing punctuation or extra spaces."""
+    line = next((ln for ln in value.splitlines() if ln.strip(_STRIP_CHARS)), "")
+    line = line.strip()
+    if line.startswith(">"):
+        line = line[1:]
+    prev = None
+    while prev != line:  # peel layers like '"go to x".' or **`go to x`**
+        prev = line
+        line = line.strip(_STRIP_CHARS).rstrip(_TRAILING)
+        if line[:1] in _BRACKETS and line.endswith(_BRACKETS[line[:1]]):  # "[go to x]", not "Search[x]"
+            line = line[1:-1]
+    return _squash(line)
+
+
+def _clean_thought(text: str) -> str:
+    lines = [ln for ln in text.splitlines() if not _FENCE.match(ln)]
+    return " ".join(_squash(ln).strip("*_`") for ln in lines if ln.strip(" \t*_`")).strip()
+
+
+def _match_admissible(action: str, admissible: list[str]) -> str | None:
+    """The admissible spelling of ``action`` (case and whitespace insensitive), or None."""
+    key = action.casefold()
+    table = {_squash(a).casefold(): a for a in admissible}
+    if key in table:
+        return table[key]
+    # "go to cabinet 1 (to look inside)" → "go to cabinet 1": the longest admissible action the
+    # text starts with, followed by a clear separator (never by more words, or by "0" as in "10").
+    best = ""
+    for norm in table:
+        rest = key[len(norm):]
+        if key.startswith(norm) and rest and not rest[0].isalnum() and rest.lstrip().startswith(_SEPARATORS):
+            best = max(best, norm, key=len)
+    return table[best] if best else None
+
+
+def _invalid(thought: str, error: str) -> ParsedAction:
+    return ParsedAction(action="", thought=thought, valid=False, error=error)
+
+
+def parse_output(text: str, admissible: list[str] | None) -> ParsedAction:
+    """Read ``Thought`` and ``Action`` from model output ``text``; never raises.
+
+    Only the first action counts. With ``admissible`` given, the action must match one of them
+    (case-insensitively, whitespace normalised) and is returned in the admissible spelling; an
+    unlabelled output that is exactly an admissible action is accepted too.
+    """
+    if not isinstance(text, str) or not text.strip():
+        return _invalid("", "no action found: empty output")
+
+    # <think>...</think> blocks (reasoning models) are thoughts; the answer follows them.
+    tagged = [m.group(1) for m in _THINK_TAGS.finditer(text)]
+    body = _THINK_TAGS.sub("\n", text)
+    body = _FENCE.sub("", body)
+
+    action_match = _ACTION_LABEL.search(body)
+    angle_match = _ANGLE_ACTION.search(body)
+    candidates = [m for m in (action_match, angle_match) if m]
+    first = min(candidates, key=lambda m: m.start()) if candidates else None
+    if first is None:
+        first = _INLINE_ACTION.search(body)
+
+    if first is not None:
+        raw_action = first.group(1) if first is angle_match else body[first.end():]
+        before = body[: first.start()]
+    else:
+        raw_action, before = None, body
+
+    # Thought: everything before the action, without its labels (several thought blocks are joined).
+    thought_text = _THOUGHT_LABEL.sub("", before)
+    thought = _clean_thought("\n".join([*tagged, thought_text]))
+
+    if raw_action is None:
+        whole = _clean_action(body)
+        if admissible is not None and whole and (match := _match_admissible(whole, admissible)) is not None:
+            # A bare action with nothing else (e.g. "go to cabinet 1."): accept it.
+            if len([ln for ln in body.splitlines() if ln.strip()]) == 1:
+                return ParsedAction(action=match, thought=_clean_thought("\n".join(tagged)))
+        return _invalid(thought, "no action found: expected a line 'Action: <action>'")
+
+    action = _clean_action(raw_action)
+    if not action:
+        return _invalid(thought, "no action found: the 'Action:' line is empty")
+    if admissible is None:
+        return ParsedAction(action=action, thought=thought)
+    match = _match_admissible(action, admissible)
+    if match is None:
+        shown = action if len(action) <= 80 else action[:77] + "..."
+        return _invalid(thought, f"not admissible: {shown!r}")
+    return ParsedAction(action=match, thought=thought)

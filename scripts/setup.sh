@@ -8,6 +8,9 @@ if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
 .venv/bin/python -m pip install --quiet --upgrade pip
+# PyTorch first, so that the project's `torch>=2.4` installs nothing more. The default is the CPU
+# build these machines carry; GPU users set TORCH_SPEC (or install their CUDA torch into .venv first).
+.venv/bin/python -m pip install --quiet "${TORCH_SPEC:-torch==2.13.0}"
 # `official` = the ALFWorld engine (TextWorld + Fast Downward) for conformance tests and benchmarks.
 .venv/bin/python -m pip install --quiet -e ".[dev,official]"
 echo "agentkd installed in .venv"

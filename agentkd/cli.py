@@ -84,6 +84,8 @@ def collect(
                                        "the first paragraph of its own chain-of-thought plan."),
     temperature: float = typer.Option(0.0, help="Sampling temperature for model teachers."),
     flush_every: int = typer.Option(32, min=1, help="Trajectories per store write."),
+    prices: str = typer.Option(None, help="JSON price table {model: [usd_per_1M_in, usd_per_1M_out]} for the "
+                               "trajectories' cost (chat-model teachers)."),
 ) -> None:
     """Record teacher trajectories into the experience store. Re-running the same command resumes."""
     from rich.console import Console
@@ -103,7 +105,7 @@ def collect(
     console = Console(soft_wrap=True)
     try:
         plan = plan_episodes(load_tasks(env, split), episodes)
-        policy = resolve_teacher(teacher, env, first_thought=first_thought, temperature=temperature)
+        policy = resolve_teacher(teacher, env, first_thought=first_thought, temperature=temperature, prices=prices)
         experience = ExperienceStore(store)
     except (ValueError, StoreError, OSError) as exc:
         _fail(str(exc))

@@ -50,7 +50,7 @@ def plan_episodes(tasks: list[Task], episodes: int) -> list[tuple[Task, int]]:
 
 
 def resolve_teacher(spec: str, env_name: str, *, first_thought: bool = False, temperature: float = 0.0,
-                    max_new_tokens: int = 128) -> Policy:
+                    max_new_tokens: int = 128, prices: str | None = None) -> Policy:
     """`expert`, `openai:MODEL` (any OpenAI-compatible endpoint, e.g. vLLM, via OPENAI_BASE_URL), or a local
     Hugging Face model directory / hub name."""
     if spec == "expert":
@@ -65,7 +65,7 @@ def resolve_teacher(spec: str, env_name: str, *, first_thought: bool = False, te
         from agentkd.policies.chat import ChatModelPolicy
 
         model = ChatOpenAI(model=spec.split(":", 1)[1], temperature=temperature, max_tokens=max_new_tokens)
-        return ChatModelPolicy(model, first_thought=first_thought)
+        return ChatModelPolicy(model, first_thought=first_thought, prices=prices)
     from agentkd.policies.hf import HFPolicy
 
     if first_thought:
@@ -74,26 +74,40 @@ def resolve_teacher(spec: str, env_name: str, *, first_thought: bool = False, te
 
 
 class _Writer:
-    """Collects finished trajectories and upserts them in batches, one batch at a time, off the event loop."""
+    """Upserts finished trajectories in batches from a background task while episodes keep playing.
 
-    def __init__(self, store, flush_every: int, on_stored: Callable[[int], None]):
+    Episodes are much faster than embedding their steps, so `add` waits once `backlog` trajectories
+    are pending: a crash then loses at most that many finished episodes (the next run replays them).
+    """
+
+    def __init__(self, store, flush_every: int, on_stored: Callable[[int], None], backlog_batches: int = 4):
         self.store = store
         self.flush_every = flush_every
+        self.backlog = flush_every * backlog_batches
         self.on_stored = on_stored
         self.pending: list[Trajectory] = []
-        self.lock = asyncio.Lock()
+        self.flushing: asyncio.Task | None = None
 
     async def add(self, trajectory: Trajectory) -> None:
         self.pending.append(trajectory)
-        if len(self.pending) >= self.flush_every:
-            await self.flush()
+        if len(self.pending) >= self.flush_every and (self.flushing is None or self.flushing.done()):
+            self.flushing = asyncio.create_task(self._drain(full_batches_only=True))
+        while len(self.pending) >= self.backlog and self.flushing is not None and not self.flushing.done():
+            await asyncio.wait({self.flushing}, timeout=0.05)
+        if self.flushing is not None and self.flushing.done():
+            self.flushing.result()  # surface a store error (e.g. StoreUnavailable) to the run
 
-    async def flush(self) -> None:
-        async with self.lock:
-            batch, self.pending = self.pending, []
-            if batch:
-                await asyncio.to_thread(self.store.upsert, batch)
-                self.on_stored(len(batch))
+    async def _drain(self, full_batches_only: bool) -> None:
+        while len(self.pending) >= (self.flush_every if full_batches_only else 1):
+            batch, self.pending = self.pending[: self.flush_every], self.pending[self.flush_every:]
+            await asyncio.to_thread(self.store.upsert, batch)
+            self.on_stored(len(batch))
+
+    async def close(self) -> None:
+        """Write everything still pending (also after a failed episode)."""
+        if self.flushing is not None:
+            await self.flushing
+        await self._drain(full_batches_only=False)
 
 
 async def collect_async(policy: Policy, env_name: str, plan: list[tuple[Task, int]], store, *, workers: int = 8,
@@ -111,20 +125,20 @@ async def collect_async(policy: Policy, env_name: str, plan: list[tuple[Task, in
     started = time.perf_counter()
 
     async def one(task: Task, seed: int) -> None:
-        async with slots:
+        async with slots:  # held until the writer accepts the trajectory: that bounds the backlog
             agent = build_env_agent(make_env(env_name, max_steps=max_steps), batching, max_steps=max_steps)
             trajectory = await run_episode(agent, task, seed=seed, max_steps=max_steps)
-        summary.played += 1
-        summary.succeeded += trajectory.success
-        summary.steps += trajectory.num_steps
-        if on_episode is not None:
-            on_episode(trajectory)
-        await writer.add(trajectory)
+            summary.played += 1
+            summary.succeeded += trajectory.success
+            summary.steps += trajectory.num_steps
+            if on_episode is not None:
+                on_episode(trajectory)
+            await writer.add(trajectory)
 
     try:
         await asyncio.gather(*(one(task, seed) for task, seed in todo))
     finally:
-        await writer.flush()  # keep whatever finished, also when an episode failed
+        await writer.close()  # keep whatever finished, also when an episode failed
     summary.wall_time_s = time.perf_counter() - started
     summary.batch_sizes = batching.batches
     summary.stored_total = len(store.has(list(ids)))

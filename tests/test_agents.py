@@ -127,3 +127,15 @@ def test_a_local_hf_student_plays_batched_and_garbage_is_recorded_not_raised(mod
     for step in (s for t in trajectories for s in t.steps):
         assert step.raw_output and step.completion_tokens > 0
         assert step.valid == (step.action in step.admissible_actions)
+
+
+def test_trajectory_cost_follows_the_configured_price_table(model_dir):
+    from agentkd.policies import ChatModelPolicy, LocalChatModel
+
+    policy = ChatModelPolicy(LocalChatModel(model=str(model_dir), max_tokens=6), name="tiny-teacher",
+                             prices={"tiny-teacher": (2.0, 10.0)})
+    task = load_split("valid_unseen")[5]
+    trajectory = asyncio.run(run_episode(build_env_agent(HouseholdEnv(max_steps=2), policy, max_steps=2), task,
+                                         max_steps=2))
+    expected = (trajectory.prompt_tokens * 2.0 + trajectory.completion_tokens * 10.0) / 1e6
+    assert trajectory.prompt_tokens > 0 and abs(trajectory.cost_usd - expected) < 1e-12

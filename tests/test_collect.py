@@ -82,3 +82,21 @@ def test_stats_on_a_folder_that_is_not_a_store_is_a_clear_error(tmp_path):
     (tmp_path / "notes.txt").write_text("hello")
     result = CliRunner().invoke(app, ["store", "stats", "--store", str(tmp_path)])
     assert result.exit_code == 2 and "not an agentkd store" in result.output
+
+
+def test_collect_with_a_local_hf_model_as_teacher(tmp_path, model_dir):
+    store_path = tmp_path / "store"
+    result = CliRunner().invoke(app, ["collect", "--split", "valid_unseen", "--teacher", str(model_dir),
+                                      "--episodes", "3", "--max-steps", "2", "--store", str(store_path),
+                                      "--workers", "3"])
+    assert result.exit_code == 0, result.output
+    store = ExperienceStore(store_path, create=False)
+    trajectories = list(store.iterate(policy_kind="hf_model"))
+    assert len(trajectories) == 3 and all(t.num_steps == 2 for t in trajectories)
+    assert all(s.raw_output and s.completion_tokens > 0 for t in trajectories for s in t.steps)
+
+
+def test_unknown_teacher_model_offline_is_a_clear_error(tmp_path):
+    result = CliRunner().invoke(app, ["collect", "--teacher", "no-such-org/no-such-model", "--episodes", "1",
+                                      "--store", str(tmp_path / "store")])
+    assert result.exit_code == 2 and "no-such-org/no-such-model" in result.output

@@ -36,12 +36,20 @@ class EpisodeState(TypedDict, total=False):
 
 
 class BatchingPolicy:
-    """Gathers `decide` calls from concurrent episodes into batched `act` calls on the wrapped policy."""
+    """Gathers `decide` calls from concurrent episodes into batched `act` calls on the wrapped policy.
 
-    def __init__(self, policy: Policy, max_batch: int = 64):
+    Episodes built by `env_agent_graph` register while they run, so a batch goes out as soon as every
+    running episode has asked (or `max_batch` is reached), and at the latest `max_wait_s` after its
+    first request — environment steps finish at slightly different times, and waiting a moment for
+    the stragglers is what turns many small forward passes into one large one.
+    """
+
+    def __init__(self, policy: Policy, max_batch: int = 64, max_wait_s: float = 0.005):
         self.policy = policy
         self.info = policy.info
         self.max_batch = max_batch
+        self.max_wait_s = max_wait_s
+        self.active = 0  # episodes currently running with this policy
         self._queue: asyncio.Queue | None = None
         self._worker: asyncio.Task | None = None
         self.batches: list[int] = []  # sizes of the batches sent, for tests and benchmarks
@@ -58,13 +66,27 @@ class BatchingPolicy:
         await self._queue.put((inp, future))
         return await future
 
-    async def _serve(self) -> None:
+    async def _gather(self) -> list:
         assert self._queue is not None
-        while True:
-            batch = [await self._queue.get()]
-            await asyncio.sleep(0)  # let every episode that is ready submit before the batch goes out
-            while not self._queue.empty() and len(batch) < self.max_batch:
+        loop = asyncio.get_running_loop()
+        batch = [await self._queue.get()]
+        deadline = loop.time() + self.max_wait_s
+        while len(batch) < min(self.max_batch, max(1, self.active)):
+            if not self._queue.empty():
                 batch.append(self._queue.get_nowait())
+                continue
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                break
+            try:
+                batch.append(await asyncio.wait_for(self._queue.get(), remaining))
+            except TimeoutError:
+                break
+        return batch
+
+    async def _serve(self) -> None:
+        while True:
+            batch = await self._gather()
             self.batches.append(len(batch))
             try:
                 decisions = await asyncio.to_thread(self.policy.act, [inp for inp, _ in batch])
@@ -97,6 +119,8 @@ def env_agent_graph(env: Env, policy: Policy, *, max_steps: int = 50,
         started = time.perf_counter()
         observation = env.reset(task)
         trajectory = Trajectory.start(task, policy.info, seed=state.get("seed", 0))
+        if isinstance(policy, BatchingPolicy):
+            policy.active += 1
         return {"clock": started, "observation": observation, "admissible": env.admissible_actions(),
                 "reward": 0.0, "done": False, "trajectory": trajectory, "decision": None}
 
@@ -124,6 +148,8 @@ def env_agent_graph(env: Env, policy: Policy, *, max_steps: int = 50,
         return {"observation": observation, "admissible": admissible, "reward": reward, "done": done}
 
     def finish(state: EpisodeState) -> EpisodeState:
+        if isinstance(policy, BatchingPolicy):
+            policy.active -= 1
         trajectory = state["trajectory"]
         trajectory.finish(success=state["reward"] > 0, reward=state["reward"])
         trajectory.wall_time_s = time.perf_counter() - state["clock"]

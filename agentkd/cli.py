@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import sys
+import time
 
 import typer
 
@@ -109,9 +111,6 @@ def collect(
         experience = ExperienceStore(store)
     except (ValueError, StoreError, OSError) as exc:
         _fail(str(exc))
-
-    import asyncio
-    import time
 
     columns = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("success {task.fields[rate]}"), TextColumn("{task.fields[speed]} steps/s"),

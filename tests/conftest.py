@@ -7,19 +7,17 @@ import pytest
 
 def household_texts(n_tasks: int = 12) -> list[str]:
     """Intros, expert thoughts/actions and feedback of a few expert episodes (a few hundred lines)."""
+    from agentkd.agents import play_episode
+    from agentkd.policies.expert import ExpertPolicy
     from agentkd.policies.prompt import SYSTEM_PROMPT, format_step
     from environments.household import HouseholdEnv, load_split
 
-    env = HouseholdEnv()
     texts = [SYSTEM_PROMPT]
     for task in load_split("valid_unseen")[:n_tasks]:  # small split: loads in a blink
-        texts.append(env.reset(task))
-        for _ in range(40):
-            thought, action = env.expert_action()
-            obs, _, done, _ = env.step(action)
-            texts += [format_step(thought, action), obs]
-            if done:
-                break
+        trajectory = play_episode(HouseholdEnv(), ExpertPolicy(), task)
+        texts.append(trajectory.steps[0].observation)
+        for step in trajectory.steps:
+            texts += [format_step(step.thought, step.action), step.next_observation]
     return texts
 
 

@@ -7,6 +7,7 @@ import asyncio
 from agentkd.agents import BatchingPolicy, build_env_agent, env_agent_graph, run_episode
 from agentkd.policies.base import Decision, PolicyInput
 from agentkd.policies.expert import ExpertPolicy
+from agentkd.policies.prompt import build_messages
 from agentkd.schema import PolicyInfo
 from environments.household import HouseholdEnv, load_split
 
@@ -98,7 +99,8 @@ def test_first_thought_prefix_starts_the_recorded_first_step(model_dir):
     policy = ChatModelPolicy(chat, first_thought=True)
     env = HouseholdEnv(max_steps=3)
     first_obs = env.reset(task)
-    prefix = policy.first_thoughts([PolicyInput(task=task, observation=first_obs)])[0][0]
+    first_input = PolicyInput(task=task, observation=first_obs, admissible_actions=env.admissible_actions())
+    prefix, plan_prompt_tokens, _, _ = policy.first_thoughts([first_input])[0]
     assert prefix and prefix.startswith("Thought: ")
     expected = prefix.removeprefix("Thought: ")
     trajectory = asyncio.run(run_episode(build_env_agent(HouseholdEnv(max_steps=3), policy, max_steps=3), task,
@@ -107,7 +109,11 @@ def test_first_thought_prefix_starts_the_recorded_first_step(model_dir):
     assert first.raw_output.startswith(prefix)
     assert first.thought.startswith(expected)
     assert not trajectory.steps[1].raw_output.startswith(prefix)
-    assert trajectory.steps[0].prompt_tokens > trajectory.steps[1].prompt_tokens // 4  # includes the plan call
+    # The step's prompt tokens are the prefilled agent turn's plus the planning call's.
+    prefilled = build_messages(first_input, policy.max_history) + [{"role": "assistant", "content": prefix}]
+    rendered = chat.generator.render(prefilled, continue_final_message=True)
+    turn_tokens = len(chat.generator.tokenizer(rendered, add_special_tokens=False)["input_ids"])
+    assert plan_prompt_tokens > 0 and first.prompt_tokens == turn_tokens + plan_prompt_tokens
     assert trajectory.policy.kind == "chat_model"
 
 

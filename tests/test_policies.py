@@ -21,6 +21,7 @@ pytest.importorskip("langchain_core")
 from langchain_core.callbacks import BaseCallbackHandler  # noqa: E402
 from langchain_core.messages import AIMessage, HumanMessage  # noqa: E402
 
+from agentkd.agents import play_episode  # noqa: E402
 from agentkd.models import build_tiny_model  # noqa: E402
 from agentkd.policies import (  # noqa: E402
     ChatModelPolicy,
@@ -38,8 +39,8 @@ from agentkd.policies import (  # noqa: E402
     price_for,
 )
 from agentkd.policies.chat import to_langchain  # noqa: E402
+from agentkd.policies.expert import ExpertPolicy  # noqa: E402
 from agentkd.policies.prompt import SYSTEM_PROMPT  # noqa: E402
-from agentkd.schema import Step  # noqa: E402
 from environments.household import HouseholdEnv, load_split  # noqa: E402
 
 MAX_NEW = 8  # new tokens per household generation; shared so tests can reuse each other's results
@@ -54,25 +55,16 @@ def generator(model_dir) -> HFGenerator:
 @pytest.fixture(scope="session")
 def household_inputs() -> list[PolicyInput]:
     """Three real inputs: two first steps and one third step with history."""
-    env = HouseholdEnv()
     tasks = load_split("valid_seen")
     inputs = []
     for task in tasks[:2]:
+        env = HouseholdEnv()
         obs = env.reset(task)
         inputs.append(PolicyInput(task=task, observation=obs, admissible_actions=env.admissible_actions(), env=env))
-    env = HouseholdEnv()
-    task = tasks[2]
-    obs = env.reset(task)
-    history = []
-    for i in range(2):
-        admissible = env.admissible_actions()
-        thought, action = env.expert_action()
-        next_obs, reward, done, _ = env.step(action)
-        history.append(Step(index=i, observation=obs, thought=thought, action=action, next_observation=next_obs,
-                            reward=reward, done=done, admissible_actions=admissible))
-        obs = next_obs
-    inputs.append(PolicyInput(task=task, observation=obs, history=history,
-                              admissible_actions=env.admissible_actions(), env=env))
+    env = HouseholdEnv(max_steps=2)
+    trajectory = play_episode(env, ExpertPolicy(), tasks[2], max_steps=2)
+    inputs.append(PolicyInput(task=tasks[2], observation=trajectory.steps[-1].next_observation,
+                              history=trajectory.steps, admissible_actions=env.admissible_actions(), env=env))
     return inputs
 
 

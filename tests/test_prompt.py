@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from agentkd.agents import play_episode
 from agentkd.policies.base import PolicyInput
+from agentkd.policies.expert import ExpertPolicy
 from agentkd.policies.prompt import ParsedAction, build_messages, format_step, parse_output
-from agentkd.schema import Step
 from environments.household import HouseholdEnv, load_split
 
 ADMISSIBLE = [
@@ -27,20 +28,10 @@ ADMISSIBLE = [
 @pytest.fixture(scope="module")
 def household_episode():
     """A real household task with the expert's first three steps."""
-    env = HouseholdEnv()
+    env = HouseholdEnv(max_steps=3)
     task = load_split("valid_seen")[0]
-    obs = env.reset(task)
-    steps = []
-    for i in range(3):
-        admissible = env.admissible_actions()
-        thought, action = env.expert_action()
-        next_obs, reward, done, _ = env.step(action)
-        steps.append(
-            Step(index=i, observation=obs, thought=thought, action=action, next_observation=next_obs,
-                 reward=reward, done=done, admissible_actions=admissible)
-        )
-        obs = next_obs
-    return task, steps, obs, env.admissible_actions()
+    steps = play_episode(env, ExpertPolicy(), task, max_steps=3).steps
+    return task, steps, steps[-1].next_observation, env.admissible_actions()
 
 
 def test_first_step_messages(household_episode):

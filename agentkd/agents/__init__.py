@@ -1,5 +1,5 @@
 """LangGraph agent builders: environment agents that record every step into a Trajectory."""
 
-from .env_agent import BatchingPolicy, EpisodeState, build_env_agent, env_agent_graph, run_episode
+from .env_agent import BatchingPolicy, EpisodeState, build_env_agent, env_agent_graph, play_episode, run_episode
 
-__all__ = ["BatchingPolicy", "EpisodeState", "build_env_agent", "env_agent_graph", "run_episode"]
+__all__ = ["BatchingPolicy", "EpisodeState", "build_env_agent", "env_agent_graph", "play_episode", "run_episode"]

@@ -184,3 +184,9 @@ def recursion_limit(max_steps: int) -> int:
 async def run_episode(agent, task: Task, seed: int = 0, max_steps: int = 50) -> Trajectory:
     state = await agent.ainvoke({"task": task, "seed": seed}, config={"recursion_limit": recursion_limit(max_steps)})
     return state["trajectory"]
+
+
+def play_episode(env: Env, policy: Policy, task: Task, seed: int = 0, max_steps: int = 50) -> Trajectory:
+    """One recorded episode, synchronously (scripts, tests, benchmarks); `env` is left at its end state."""
+    agent = build_env_agent(env, policy, max_steps=max_steps)
+    return asyncio.run(run_episode(agent, task, seed=seed, max_steps=max_steps))

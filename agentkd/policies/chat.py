@@ -31,7 +31,7 @@ from pydantic import ConfigDict, Field, model_validator
 from agentkd.policies.base import Decision, PolicyInput
 from agentkd.policies.hf import HFGenerator
 from agentkd.policies.pricing import Prices, cost_usd
-from agentkd.policies.prompt import build_messages, parse_output
+from agentkd.policies.prompt import build_messages, decide_from_text
 from agentkd.schema import PolicyInfo
 
 __all__ = [
@@ -199,21 +199,12 @@ class ChatModelPolicy:
         decisions = []
         for inp, (prefix, plan_in, plan_out, plan_latency), reply in zip(inputs, plans, replies, strict=True):
             text = _text(reply)
-            raw = _join(prefix, text) if prefix else text
-            parsed = parse_output(raw, inp.admissible_actions)
             prompt_tokens, completion_tokens = _usage(reply)
-            decisions.append(
-                Decision(
-                    action=parsed.action,
-                    thought=parsed.thought,
-                    raw_output=raw,
-                    valid=parsed.valid,
-                    error=parsed.error,
-                    prompt_tokens=prompt_tokens + plan_in,
-                    completion_tokens=completion_tokens + plan_out,
-                    latency_s=latency + plan_latency,
-                )
-            )
+            decisions.append(decide_from_text(
+                _join(prefix, text) if prefix else text, inp.admissible_actions,
+                prompt_tokens=prompt_tokens + plan_in, completion_tokens=completion_tokens + plan_out,
+                latency_s=latency + plan_latency,
+            ))
         return decisions
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from agentkd.policies.base import Decision, PolicyInput
-from agentkd.policies.prompt import build_messages, parse_output
+from agentkd.policies.prompt import build_messages, decide_from_text
 from agentkd.schema import PolicyInfo
 
 __all__ = ["GenerationResult", "HFGenerator", "HFPolicy"]
@@ -292,19 +292,8 @@ class HFPolicy:
             temperature=self.temperature,
             top_p=self.top_p,
         )
-        decisions = []
-        for inp, result in zip(inputs, results, strict=True):
-            parsed = parse_output(result.text, inp.admissible_actions)
-            decisions.append(
-                Decision(
-                    action=parsed.action,
-                    thought=parsed.thought,
-                    raw_output=result.text,
-                    valid=parsed.valid,
-                    error=parsed.error,
-                    prompt_tokens=result.prompt_tokens,
-                    completion_tokens=result.completion_tokens,
-                    latency_s=result.latency_s,
-                )
-            )
-        return decisions
+        return [
+            decide_from_text(result.text, inp.admissible_actions, prompt_tokens=result.prompt_tokens,
+                             completion_tokens=result.completion_tokens, latency_s=result.latency_s)
+            for inp, result in zip(inputs, results, strict=True)
+        ]

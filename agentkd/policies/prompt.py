@@ -18,9 +18,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from agentkd.policies.base import PolicyInput
+from agentkd.policies.base import Decision, PolicyInput
 
-__all__ = ["SYSTEM_PROMPT", "ParsedAction", "build_messages", "format_step", "parse_output"]
+__all__ = ["SYSTEM_PROMPT", "ParsedAction", "build_messages", "decide_from_text", "format_step", "parse_output"]
 
 SYSTEM_PROMPT = (
     "You are an agent acting in a text environment. Each turn you see an observation; reply with "
@@ -197,3 +197,12 @@ def parse_output(text: str, admissible: list[str] | None) -> ParsedAction:
         shown = action if len(action) <= 80 else action[:77] + "..."
         return _invalid(thought, f"not admissible: {shown!r}")
     return ParsedAction(action=match, thought=thought)
+
+
+def decide_from_text(raw: str, admissible: list[str] | None, *, prompt_tokens: int = 0, completion_tokens: int = 0,
+                     latency_s: float = 0.0) -> Decision:
+    """A model policy's decision from its output text: parsed action and thought, the raw text kept."""
+    parsed = parse_output(raw, admissible)
+    return Decision(action=parsed.action, thought=parsed.thought, raw_output=raw, valid=parsed.valid,
+                    error=parsed.error, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
+                    latency_s=latency_s)

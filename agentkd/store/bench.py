@@ -5,9 +5,9 @@
 
 Trajectories come from playing the household expert on ``train`` tasks (one pass over the tasks
 gives about 36,000 distinct steps); past that, episodes are reused under new ids (another seed),
-as a long recording of the same tasks would. Reused episodes have the same step contexts, which
-the embedder's cache does not embed again, so the result reports how many step texts were
-actually embedded (``embedded_texts``) next to the rate.
+as a long recording of the same tasks would. The benchmark's embedder keeps no cache, so every
+stored step is embedded and the ingest rate is not flattered by the repeats; ``embedded_texts``
+reports how many texts the model actually encoded.
 """
 
 from __future__ import annotations
@@ -21,41 +21,17 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from agentkd.schema import PolicyInfo, Step, Trajectory, trajectory_id
+from agentkd.schema import Trajectory, trajectory_id
 
 __all__ = ["bench_store", "expert_trajectories", "play_expert"]
 
-EXPERT = PolicyInfo(kind="expert", name="household-expert")
-
-
-def play_expert(task: Any, seed: int = 0, env: Any = None, policy: PolicyInfo = EXPERT) -> Trajectory:
-    """Play the household expert on ``task`` and return the finished trajectory."""
+def play_expert(task: Any, seed: int = 0, env: Any = None) -> Trajectory:
+    """Play the household expert on ``task`` through the recording agent graph; the finished trajectory."""
+    from agentkd.agents import play_episode
+    from agentkd.policies.expert import ExpertPolicy
     from environments.household import HouseholdEnv
 
-    env = env or HouseholdEnv()
-    observation = env.reset(task)
-    traj = Trajectory.start(task, policy, seed=seed)
-    reward, done = 0.0, False
-    while not done:
-        decision = env.expert_action()
-        if decision is None:
-            break
-        thought, action = decision
-        next_observation, reward, done, info = env.step(action)
-        traj.steps.append(
-            Step(
-                index=len(traj.steps),
-                observation=observation,
-                thought=thought,
-                action=action,
-                next_observation=next_observation,
-                reward=reward,
-                done=done,
-                valid=bool(info.get("admissible", True)),
-            )
-        )
-        observation = next_observation
-    return traj.finish(success=reward > 0)
+    return play_episode(env or HouseholdEnv(), ExpertPolicy(), task, seed=seed)
 
 
 def expert_trajectories(n_steps: int, split: str = "train") -> Iterator[Trajectory]:
@@ -110,14 +86,14 @@ def bench_store(
     """Ingest about ``n_steps`` expert steps into a fresh store, then time ``queries`` step queries.
 
     Ingest is timed end to end (step contexts, embedding, Chroma writes) in upserts of about
-    ``batch_steps`` steps; the model's share (``embed_s``, cache misses only) is measured too.
+    ``batch_steps`` steps; the model's share (``embed_s``) is measured too.
     Queries are the step contexts of expert episodes on ``valid_seen`` tasks — decision points of
     tasks that are not in the store, as in-context distillation meets them — each embedded and
     searched with a ``task_type`` filter; the latency is split into embedding and search, and
     the same queries are also sent as one batch (:meth:`ExperienceStore.query_steps_many`).
     ``path`` is the store folder or server URL (default: a temporary folder, removed afterwards);
-    ``embedding_function`` defaults to the MiniLM embedder at ``precision`` with a cache large
-    enough for the run. Prints nothing; returns a dict of the figures.
+    ``embedding_function`` defaults to the MiniLM embedder at ``precision`` without a cache, so
+    every step and every query pays for its embedding. Prints nothing; returns a dict of the figures.
     """
     from environments.household import load_split
 
@@ -129,7 +105,7 @@ def bench_store(
         tmp = tempfile.mkdtemp(prefix="agentkd-bench-store-")
         path = Path(tmp) / "store"
     if embedding_function is None:
-        embedding_function = MiniLMEmbeddingFunction(precision=precision, cache_size=max(20_000, n_steps))
+        embedding_function = MiniLMEmbeddingFunction(precision=precision, cache_size=0)
     try:
         t0 = time.perf_counter()
         trajectories = list(expert_trajectories(n_steps))
@@ -139,7 +115,7 @@ def bench_store(
         embed_s = 0.0
         embedded = 0
         inner = embedder.encode if hasattr(embedder, "encode") else None
-        if inner is not None:  # time the model separately from the store (cache misses only)
+        if inner is not None:  # time the model separately from the store
 
             def timed(texts: list[str]) -> Any:
                 nonlocal embed_s, embedded
@@ -179,8 +155,6 @@ def bench_store(
             position = rng.randrange(traj.num_steps)
             text = step_context(traj.goal, traj.steps[:position], traj.steps[position].observation)
             picks.append((text, traj.task_type))
-        if hasattr(embedder, "_cache"):
-            embedder._cache.clear()  # every query pays for its embedding
         total, embed_ms, search_ms = [], [], []
         for text, task_type in picks:
             start = time.perf_counter()
@@ -192,8 +166,6 @@ def bench_store(
             total.append(end - start)
             embed_ms.append(middle - start)
             search_ms.append(end - middle)
-            if hasattr(embedder, "_cache"):
-                embedder._cache.clear()
         task_type = picks[0][1]
         same_filter = [text for text, kind in picks if kind == task_type]
         start = time.perf_counter()

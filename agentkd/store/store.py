@@ -625,17 +625,7 @@ class ExperienceStore:
 
     def _spool(self, batch: list[Trajectory]) -> None:
         self.spool_dir.mkdir(parents=True, exist_ok=True)
-        data = "".join(traj.to_json() + "\n" for traj in batch).encode("utf-8")
-        # One O_APPEND write: concurrent recorders do not interleave their lines.
-        fd = os.open(self.spool_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-        try:
-            view = memoryview(data)
-            while view:
-                written = os.write(fd, view)
-                view = view[written:]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        _append_bytes(self.spool_file, "".join(traj.to_json() + "\n" for traj in batch).encode("utf-8"))
 
     def import_spool(self) -> int:
         """Upsert the trajectories spooled during an outage; returns how many were imported.
@@ -716,21 +706,19 @@ class ExperienceStore:
                 return
             offset += len(got["ids"])
 
-    def count(self, **filters: Any) -> int:
-        """Number of trajectories matching the filters (all of them without filters)."""
+    def _count(self, kind: str, filters: dict[str, Any]) -> int:
         where = _where(filters)
         if where is None:
-            col = self._col("trajectories")
-            return int(self._call(col.count))
-        return sum(len(page["ids"]) for page in self._page("trajectories", [], 5000, where))
+            return int(self._call(self._col(kind).count))
+        return sum(len(page["ids"]) for page in self._page(kind, [], 5000, where))
+
+    def count(self, **filters: Any) -> int:
+        """Number of trajectories matching the filters (all of them without filters)."""
+        return self._count("trajectories", filters)
 
     def count_steps(self, **filters: Any) -> int:
         """Number of step records matching the filters."""
-        where = _where(filters)
-        if where is None:
-            col = self._col("steps")
-            return int(self._call(col.count))
-        return sum(len(page["ids"]) for page in self._page("steps", [], 5000, where))
+        return self._count("steps", filters)
 
     def iterate(self, batch_size: int = 500, **filters: Any) -> Iterator[Trajectory]:
         """Every trajectory matching the filters, fetched ``batch_size`` at a time."""
@@ -1009,14 +997,18 @@ def _claim_is_stale(path: Path) -> bool:
     return False
 
 
-def _append_file(source: Path, target: Path) -> None:
-    if not source.exists():
-        return
-    data = source.read_bytes()
+def _append_bytes(target: Path, data: bytes) -> None:
+    """Append with O_APPEND and fsync: concurrent recorders do not interleave their lines."""
     fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     try:
         view = memoryview(data)
         while view:
             view = view[os.write(fd, view) :]
+        os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _append_file(source: Path, target: Path) -> None:
+    if source.exists():
+        _append_bytes(target, source.read_bytes())

@@ -88,8 +88,8 @@ class HouseholdEnv:
             won = self.world.goal_reached()
         self.steps += 1
         self.done = won or self.steps >= self.max_steps
-        info = {"won": won, "admissible": admissible, "steps": self.steps,
-                "admissible_commands": self.admissible_actions()}
+        # The next admissible commands are not repeated here: callers ask admissible_actions() when they need them.
+        info = {"won": won, "admissible": admissible, "steps": self.steps}
         return obs, 1.0 if won else 0.0, self.done, info
 
     def admissible_actions(self) -> list[str]:

@@ -216,7 +216,7 @@ def bench_store_cmd(
     table.add_column("value", justify="right")
     rows = [
         ("ingest, steps/s (embedding + Chroma)", f"{r['ingest_steps_per_s']:.1f}"),
-        ("  distinct step texts embedded", f"{r['embedded_texts']:,}"),
+        ("  texts embedded (steps and goals)", f"{r['embedded_texts']:,}"),
         ("  embedder alone, texts/s", f"{r['embed_texts_per_s']:.1f}"),
         ("  Chroma writes alone, steps/s", f"{r['store_only_steps_per_s']:.1f}"),
         ("query p50 / p95, ms", f"{r['query_p50_ms']:.1f} / {r['query_p95_ms']:.1f}"),

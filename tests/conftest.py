@@ -34,3 +34,22 @@ def model_dir(tmp_path_factory, corpus):
     from agentkd.models import build_tiny_model
 
     return build_tiny_model(tmp_path_factory.mktemp("tiny") / "model", corpus, seed=0)
+
+
+@pytest.fixture(scope="session")
+def mixed_store(tmp_path_factory, model_dir):
+    """A real Chroma store with expert successes and a random tiny student's failures on the same tasks.
+
+    24 expert episodes of valid_unseen (all won) and 8 student episodes of its first 8 tasks, cut at
+    4 steps (all lost): enough for SFT, REDI trajectory and step pairs, and GRPO prompts.
+    """
+    from agentkd.collect import collect
+    from agentkd.policies.expert import ExpertPolicy
+    from agentkd.policies.hf import HFPolicy
+    from agentkd.store import ExperienceStore
+
+    root = tmp_path_factory.mktemp("mixed_store")
+    store = ExperienceStore(root / "store", spool_dir=root / "spool")
+    collect(ExpertPolicy(), "household", "valid_unseen", 24, store)
+    collect(HFPolicy(str(model_dir), max_new_tokens=24), "household", "valid_unseen", 8, store, max_steps=4)
+    return store

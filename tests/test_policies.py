@@ -242,7 +242,8 @@ def test_hf_policy_on_household_inputs(generator, household_inputs, hf_decisions
     policy = HFPolicy(generator, max_new_tokens=MAX_NEW)
     assert isinstance(policy, Policy)
     assert policy.info.kind == "hf_model" and policy.info.name == str(model_dir)
-    assert policy.info.params == {"temperature": 0.0, "top_p": 1.0, "max_new_tokens": MAX_NEW, "max_history": 8}
+    assert policy.info.params == {"temperature": 0.0, "top_p": 1.0, "max_new_tokens": MAX_NEW, "max_history": 8,
+                                  "show_admissible": True}
     assert len(hf_decisions) == 3
     for inp, d in zip(household_inputs, hf_decisions, strict=True):
         assert isinstance(d, Decision)

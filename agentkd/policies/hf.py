@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from agentkd.models.student import PromptFormat, StudentCard, default_device_dtype, load_student
 from agentkd.policies.base import Decision, PolicyInput
 from agentkd.policies.prompt import build_messages, decide_from_text
 from agentkd.schema import PolicyInfo
@@ -43,19 +44,6 @@ class GenerationResult:
     completion_tokens: int  # generated tokens, the end-of-turn token included
     latency_s: float  # the batch's wall time divided by its size
     finish_reason: str = "stop"  # "stop" (end-of-turn token) or "length" (max_new_tokens reached)
-
-
-def _default_device_dtype(device: Any, dtype: Any) -> tuple[Any, Any]:
-    import torch
-
-    if device is None:
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    if dtype is None:
-        on_gpu = str(device).startswith("cuda")
-        dtype = torch.bfloat16 if on_gpu and torch.cuda.is_bf16_supported() else torch.float32
-    elif isinstance(dtype, str):
-        dtype = getattr(torch, dtype)
-    return torch.device(device), dtype
 
 
 class HFGenerator:
@@ -82,10 +70,14 @@ class HFGenerator:
         name: str | None = None,
         max_batch_size: int | None = None,
     ) -> None:
-        self.device, self.dtype = _default_device_dtype(device, dtype)
+        self.device, self.dtype = default_device_dtype(device, dtype)
+        self.card: StudentCard | None = None  # the student card, for a saved agentkd student
         if isinstance(model, str | Path):
             self.name = name or str(model)
-            self.model, self.tokenizer = self._load(model, allow_download)
+            if Path(model).expanduser().is_dir():
+                self.card = StudentCard.load(Path(model).expanduser())
+            self.model, self.tokenizer = load_student(model, dtype=self.dtype, device=self.device,
+                                                     allow_download=allow_download)
             if tokenizer is not None:
                 self.tokenizer = tokenizer
         else:
@@ -111,29 +103,6 @@ class HFGenerator:
         else:
             self.pad_token_id = 0
         self.context_length = int(getattr(self.model.config, "max_position_embeddings", 0) or 4096)
-
-    def _load(self, model: str | Path, allow_download: bool) -> tuple[Any, Any]:
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
-        path = Path(model).expanduser()
-        source = str(path) if path.is_dir() else str(model)
-        if path.is_dir() and not (path / "config.json").is_file():
-            raise ValueError(f"could not load a causal language model from {source}: it has no config.json "
-                             "(expected a directory written by save_pretrained)")
-        try:
-            tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=not allow_download)
-            loaded = AutoModelForCausalLM.from_pretrained(
-                source, dtype=self.dtype, local_files_only=not allow_download
-            )
-        except (OSError, ValueError) as exc:
-            if path.is_dir():
-                raise ValueError(f"could not load a causal language model from {source}: {exc}") from exc
-            hint = "" if allow_download else "; pass allow_download=True to fetch it from the Hugging Face Hub"
-            raise ValueError(
-                f"model {str(model)!r} was not found locally (not a directory with a saved model, and not in "
-                f"the Hugging Face cache): give the path of a saved model{hint}"
-            ) from exc
-        return loaded.to(self.device), tokenizer
 
     # ------------------------------------------------------------------------------------------
 
@@ -250,7 +219,9 @@ class HFPolicy:
     Args:
         model_or_generator: an :class:`HFGenerator`, or anything ``HFGenerator`` loads (path or name).
         max_new_tokens, temperature, top_p: generation settings (recorded in ``info.params``).
-        max_history: steps of history shown in the prompt.
+        prompt: how the prompt is built. Default: the format on the student's card (the one it
+            was trained with, see :class:`~agentkd.models.student.StudentCard`); for a model
+            without a card, the last 8 steps of history and the admissible actions.
         name: the model's name in ``info`` (default: the generator's path or name).
     """
 
@@ -260,7 +231,7 @@ class HFPolicy:
         max_new_tokens: int = 128,
         temperature: float = 0.0,
         top_p: float = 1.0,
-        max_history: int = 8,
+        prompt: PromptFormat | None = None,
         name: str | None = None,
     ) -> None:
         if isinstance(model_or_generator, HFGenerator):
@@ -270,7 +241,8 @@ class HFPolicy:
         self.max_new_tokens = max_new_tokens
         self.temperature = temperature
         self.top_p = top_p
-        self.max_history = max_history
+        card = self.generator.card
+        self.prompt = prompt or (card.prompt if card else PromptFormat(max_history=8, show_admissible=True))
         self.info = PolicyInfo(
             kind="hf_model",
             name=name or self.generator.name,
@@ -278,7 +250,8 @@ class HFPolicy:
                 "temperature": temperature,
                 "top_p": top_p,
                 "max_new_tokens": max_new_tokens,
-                "max_history": max_history,
+                "max_history": self.prompt.max_history,
+                "show_admissible": self.prompt.show_admissible,
             },
         )
 
@@ -287,7 +260,7 @@ class HFPolicy:
         if not inputs:
             return []
         results = self.generator.generate(
-            [build_messages(inp, self.max_history) for inp in inputs],
+            [build_messages(inp, self.prompt.max_history, self.prompt.show_admissible) for inp in inputs],
             max_new_tokens=self.max_new_tokens,
             temperature=self.temperature,
             top_p=self.top_p,

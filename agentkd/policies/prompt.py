@@ -50,14 +50,24 @@ def _current_turn(observation: str, admissible: list[str] | None) -> str:
     return text
 
 
-def build_messages(inp: PolicyInput, max_history: int = 8) -> list[dict[str, str]]:
+def build_messages(
+    inp: PolicyInput, max_history: int | None = 8, show_admissible: bool = True
+) -> list[dict[str, str]]:
     """Chat messages for one policy input.
 
-    The first user turn carries the task goal; the last ``max_history`` steps follow as
-    observation (user) / ``Thought … Action …`` (assistant) pairs; the final user turn holds the
-    current observation and, when the action space is closed, the admissible actions.
+    The first user turn carries the task goal; the last ``max_history`` steps (all of them when
+    ``None``) follow as observation (user) / ``Thought … Action …`` (assistant) pairs; the final
+    user turn holds the current observation and, when the action space is closed and
+    ``show_admissible`` is set, the admissible actions.
+
+    With ``max_history=None, show_admissible=False`` the messages at step *t* are a prefix of the
+    messages at step *t+1*: one conversation per episode, which is how students are trained
+    (:func:`agentkd.distill.datasets.trajectory_messages`) and what lets replay reuse its cache.
     """
-    history = inp.history[-max_history:] if max_history > 0 else []
+    if max_history is None:
+        history = list(inp.history)
+    else:
+        history = inp.history[-max_history:] if max_history > 0 else []
     omitted = len(inp.history) - len(history)
     header = f"Your task: {inp.task.goal.strip()}\n"
     if omitted:
@@ -69,7 +79,7 @@ def build_messages(inp: PolicyInput, max_history: int = 8) -> list[dict[str, str
         turn = f"Observation: {step.observation.strip()}"
         messages.append({"role": "user", "content": header + turn if i == 0 else turn})
         messages.append({"role": "assistant", "content": format_step(step.thought, step.action)})
-    current = _current_turn(inp.observation, inp.admissible_actions)
+    current = _current_turn(inp.observation, inp.admissible_actions if show_admissible else None)
     messages.append({"role": "user", "content": current if history else header + current})
     return messages
 

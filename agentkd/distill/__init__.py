@@ -1,0 +1,15 @@
+"""Distillation data: training sets from the experience store (principles come in a later module).
+
+Importing this package is cheap: nothing heavy loads until a builder runs.
+"""
+
+from agentkd.distill.datasets import (
+    DataReport,
+    EmptyDatasetError,
+    grpo_prompts,
+    redi_pairs,
+    sft_conversations,
+    trajectory_messages,
+)
+
+__all__ = ["DataReport", "EmptyDatasetError", "grpo_prompts", "redi_pairs", "sft_conversations", "trajectory_messages"]

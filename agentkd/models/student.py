@@ -1,0 +1,170 @@
+"""Students: where they come from, how they are loaded, and the card that travels with them.
+
+A student is a causal language model directory written by ``save_pretrained`` — loadable with
+plain ``AutoTokenizer`` / ``AutoModelForCausalLM`` (and therefore vLLM) — plus a small
+``agentkd_student.json`` *card*: the prompt format it was trained with (so replay uses the same
+prompt) and the training stages it went through.
+
+:func:`resolve_student` turns what a user types into a starting point:
+
+- ``tiny`` / ``tiny:small`` — build a fresh tokenizer and randomly initialised Qwen2 model from
+  the training texts (nothing downloaded);
+- a directory written by ``save_pretrained`` (a previous stage's output, or any local model);
+- a hub name such as ``Qwen/Qwen2.5-0.5B-Instruct`` — from the local cache, or downloaded when
+  ``allow_download`` is set. Offline, an unknown name fails at once with a message, not a timeout.
+
+torch and transformers are imported inside the functions, so importing this module is cheap.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+__all__ = [
+    "CARD_FILE",
+    "PromptFormat",
+    "StudentCard",
+    "StudentNotFound",
+    "apply_lora",
+    "default_device_dtype",
+    "load_student",
+    "resolve_student",
+]
+
+CARD_FILE = "agentkd_student.json"
+
+
+class StudentNotFound(ValueError):
+    """The student name is neither a saved model directory nor a model available offline."""
+
+
+class PromptFormat(BaseModel):
+    """How the student's prompt is built (see :func:`agentkd.policies.prompt.build_messages`).
+
+    The training default — whole history, no admissible list — makes every step's prompt a prefix
+    of the episode's conversation: one training example per episode, and the same text at replay.
+    """
+
+    max_history: int | None = None
+    show_admissible: bool = False
+
+
+class StudentCard(BaseModel):
+    """What agentkd knows about a student directory; saved next to its weights."""
+
+    base: str  # where it started: "tiny:tiny", a hub name, or a path
+    prompt: PromptFormat = Field(default_factory=PromptFormat)
+    stages: list[dict[str, Any]] = Field(default_factory=list)  # one entry per training run, oldest first
+
+    def save(self, directory: str | Path) -> Path:
+        path = Path(directory) / CARD_FILE
+        path.write_text(self.model_dump_json(indent=2) + "\n", encoding="utf-8")
+        return path
+
+    @classmethod
+    def load(cls, directory: str | Path) -> StudentCard | None:
+        """The card in ``directory``, or None when it has none (a plain Hugging Face model)."""
+        path = Path(directory) / CARD_FILE
+        if not path.is_file():
+            return None
+        try:
+            return cls.model_validate(json.loads(path.read_text(encoding="utf-8")))
+        except (ValueError, json.JSONDecodeError) as exc:
+            raise ValueError(f"{path} is not a valid student card: {exc}") from exc
+
+
+def default_device_dtype(device: Any = None, dtype: Any = None) -> tuple[Any, Any]:
+    """CUDA + bfloat16 when a GPU is there (float32 on GPUs without bf16), CPU + float32 otherwise."""
+    import torch
+
+    if device is None:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if dtype is None:
+        on_gpu = str(device).startswith("cuda")
+        dtype = torch.bfloat16 if on_gpu and torch.cuda.is_bf16_supported() else torch.float32
+    elif isinstance(dtype, str):
+        dtype = getattr(torch, dtype)
+    return torch.device(device), dtype
+
+
+def load_student(
+    name_or_path: str | Path, *, dtype: Any = None, device: Any = None, allow_download: bool = False
+) -> tuple[Any, Any]:
+    """Load ``(model, tokenizer)`` from a saved directory or a hub name, with errors that say what to do.
+
+    A hub name is looked up in the local Hugging Face cache only, unless ``allow_download``.
+    """
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    device, dtype = default_device_dtype(device, dtype)
+    path = Path(name_or_path).expanduser()
+    source = str(path) if path.is_dir() else str(name_or_path)
+    if path.is_dir() and not (path / "config.json").is_file():
+        raise StudentNotFound(f"could not load a causal language model from {source}: it has no config.json "
+                              "(expected a directory written by save_pretrained)")
+    if not path.is_dir() and (source.startswith((".", "/", "~")) or source.count("/") > 1):
+        raise StudentNotFound(f"student {source!r} does not exist: give a directory written by save_pretrained, "
+                              "'tiny', or a Hugging Face model name")
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=not allow_download)
+        model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, local_files_only=not allow_download)
+    except (OSError, ValueError) as exc:
+        if path.is_dir():
+            raise StudentNotFound(f"could not load a causal language model from {source}: {exc}") from exc
+        hint = "" if allow_download else "; pass allow_download=True (CLI: --allow-download) to fetch it from the Hub"
+        raise StudentNotFound(
+            f"model {source!r} was not found locally (not a directory with a saved model, and not in the "
+            f"Hugging Face cache): give the path of a saved model, or 'tiny' to build one{hint}"
+        ) from exc
+    return model.to(device), tokenizer
+
+
+def resolve_student(
+    spec: str | Path,
+    out_dir: str | Path,
+    texts: Iterable[str] = (),
+    *,
+    allow_download: bool = False,
+    seed: int = 0,
+) -> tuple[Any, Any, StudentCard]:
+    """The starting ``(model, tokenizer, card)`` for a training run into ``out_dir``.
+
+    ``spec`` is ``tiny`` or ``tiny:SIZE`` (built in ``out_dir`` from ``texts``), a saved directory
+    (its card, if any, is kept so the lineage continues), or a hub name. Models are loaded in
+    float32 on CPU; trainers move them and use bf16 autocast on GPUs.
+    """
+    import torch
+
+    text = str(spec)
+    if text == "tiny" or text.startswith("tiny:"):
+        from agentkd.models.tiny import MODEL_SIZES, build_tiny_model
+
+        size = text.partition(":")[2] or "tiny"
+        if size not in MODEL_SIZES:
+            raise StudentNotFound(f"unknown tiny size {size!r}; choose one of {sorted(MODEL_SIZES)}")
+        corpus = [t for t in texts if t]
+        if not corpus:
+            raise ValueError("a tiny student needs training text for its tokenizer, and none was given")
+        build_tiny_model(out_dir, corpus, size=size, seed=seed)
+        model, tokenizer = load_student(out_dir, dtype=torch.float32, device="cpu")
+        return model, tokenizer, StudentCard(base=f"tiny:{size}")
+    model, tokenizer = load_student(text, dtype=torch.float32, device="cpu", allow_download=allow_download)
+    card = StudentCard.load(text) if Path(text).is_dir() else None
+    return model, tokenizer, card or StudentCard(base=text)
+
+
+def apply_lora(model: Any, r: int = 16, alpha: int = 32, dropout: float = 0.05,
+               target_modules: str | list[str] = "all-linear") -> Any:
+    """Wrap ``model`` with LoRA adapters (peft); only the adapters train."""
+    try:
+        from peft import LoraConfig, get_peft_model
+    except ImportError as exc:  # pragma: no cover - peft is a dependency
+        raise ImportError("LoRA needs peft: pip install peft") from exc
+    config = LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=target_modules,
+                        task_type="CAUSAL_LM")
+    return get_peft_model(model, config)

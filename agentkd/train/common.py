@@ -1,0 +1,130 @@
+"""What every training stage shares: loading its data, its trainer arguments, and how a run ends.
+
+A run reads trajectories from the experience store, starts from a student (see
+:func:`agentkd.models.student.resolve_student`), trains with a TRL/transformers trainer and
+finishes with :func:`finish_run`: the student saved with ``save_pretrained`` (LoRA adapters
+merged, so plain transformers loads it), its card extended with this stage, and a
+``training_summary.json`` with data counts, steps, losses, time and tokens/s.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from agentkd.distill.datasets import DataReport, EmptyDatasetError, trajectory_messages
+from agentkd.models.student import StudentCard
+from agentkd.schema import Trajectory
+
+__all__ = ["SUMMARY_FILE", "finish_run", "load_trajectories", "student_texts", "training_arguments"]
+
+SUMMARY_FILE = "training_summary.json"
+
+
+def load_trajectories(store: Any, **filters: Any) -> list[Trajectory]:
+    """All trajectories matching ``filters``; a clear error when there are none."""
+    trajectories = list(store.iterate(**filters))
+    if not trajectories:
+        shown = ", ".join(f"{k}={v}" for k, v in filters.items() if v is not None) or "any"
+        raise EmptyDatasetError(
+            f"the store at {store.location} has no trajectories ({shown}). Record some first, e.g. "
+            f"`agentkd collect --env household --split train --teacher expert --store {store.location}`."
+        )
+    return trajectories
+
+
+def student_texts(trajectories: Iterable[Trajectory]) -> list[str]:
+    """The text a tiny student's tokenizer is trained on: every message of every episode."""
+    texts: list[str] = []
+    for traj in trajectories:
+        if traj.steps:
+            texts += [m["content"] for m in trajectory_messages(traj)]
+    return texts
+
+
+def training_arguments(out_dir: str | Path, **overrides: Any) -> dict[str, Any]:
+    """Keyword arguments shared by every stage's config (TRL configs extend ``TrainingArguments``).
+
+    CPU + float32 on machines without a GPU; bf16 mixed precision on GPUs that have it.
+    Checkpoints are not written during the run (the final student is); logs go nowhere but the
+    summary.
+    """
+    import torch
+
+    on_gpu = torch.cuda.is_available()
+    args: dict[str, Any] = dict(
+        output_dir=str(out_dir),
+        report_to="none",
+        save_strategy="no",
+        logging_steps=5,
+        logging_first_step=True,
+        use_cpu=not on_gpu,
+        bf16=on_gpu and torch.cuda.is_bf16_supported(),
+        dataloader_num_workers=0,
+        include_num_input_tokens_seen="non_padding",
+        disable_tqdm=False,
+        seed=0,
+    )
+    args.update(overrides)
+    return args
+
+
+def _losses(log_history: list[dict[str, Any]]) -> list[dict[str, float]]:
+    keep = ("step", "epoch", "loss", "learning_rate", "grad_norm", "reward", "rewards/chosen", "rewards/rejected")
+    return [{k: v for k, v in entry.items() if k in keep or k.startswith(("logps/", "env/"))}
+            for entry in log_history if "loss" in entry]
+
+
+def finish_run(
+    trainer: Any,
+    train_output: Any,
+    *,
+    stage: str,
+    out_dir: str | Path,
+    card: StudentCard,
+    data: DataReport,
+    started: float,
+    tokens: int,
+    config: dict[str, Any],
+) -> dict[str, Any]:
+    """Save the student, its card and ``training_summary.json``; return the summary.
+
+    ``tokens`` is the number of tokens the run trained on (padding excluded), so tokens/s is the
+    useful throughput whatever the batching.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    model = trainer.model
+    if hasattr(model, "merge_and_unload"):  # LoRA: save a plain model that loads without peft
+        model = model.merge_and_unload()
+    model.save_pretrained(out)
+    tokenizer = getattr(trainer, "processing_class", None)
+    if tokenizer is not None:
+        tokenizer.save_pretrained(out)
+
+    train_seconds = float(train_output.metrics.get("train_runtime", time.perf_counter() - started))
+    losses = _losses(trainer.state.log_history)
+    summary = {
+        "stage": stage,
+        "student": str(out),
+        "base": card.base,
+        "data": data.as_dict(),
+        "steps": int(trainer.state.global_step),
+        "epochs": float(trainer.state.epoch or 0.0),
+        "final_loss": losses[-1]["loss"] if losses else None,
+        "train_loss": float(train_output.training_loss),
+        "losses": losses,
+        "train_seconds": round(train_seconds, 3),
+        "wall_seconds": round(time.perf_counter() - started, 3),
+        "tokens": int(tokens),
+        "tokens_per_second": round(tokens / train_seconds, 1) if train_seconds > 0 else None,
+        "device": str(trainer.args.device),
+        "config": config,
+    }
+    card.stages.append({k: summary[k] for k in ("stage", "steps", "train_loss", "tokens")} | {"data": data.kept})
+    card.save(out)
+    (out / SUMMARY_FILE).write_text(json.dumps(summary, indent=2, default=str) + "\n", encoding="utf-8")
+    return summary

@@ -1,0 +1,138 @@
+"""Stage 1: supervised fine-tuning on successful teacher trajectories, with TRL's ``SFTTrainer``.
+
+Each successful episode becomes one conversation (:func:`agentkd.distill.sft_conversations`);
+the loss covers the assistant turns only (``assistant_only_loss``: the chat template's
+``{% generation %}`` markers mark what the assistant wrote, its end-of-turn token included).
+By default examples are packed padding-free (best-fit decreasing into ``max_length`` rows, no
+attention across examples), which trains the same tokens with far less padding.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from agentkd.distill.datasets import EmptyDatasetError, sft_conversations
+from agentkd.models.student import apply_lora, resolve_student
+from agentkd.train.common import finish_run, load_trajectories, student_texts, training_arguments
+
+__all__ = ["SFTRunConfig", "train_sft"]
+
+
+@dataclass
+class SFTRunConfig:
+    """Settings of an SFT run (recorded in ``training_summary.json``).
+
+    Attributes:
+        epochs: passes over the data (ignored when ``max_steps`` > 0).
+        max_steps: optimizer steps; ``-1`` trains for ``epochs``.
+        batch_size: examples (or packed rows) per device per step.
+        grad_accum: gradient accumulation steps.
+        learning_rate: ``None`` picks 1e-3 for a student trained from scratch, 1e-4 with LoRA and
+            2e-5 for full fine-tuning of a pretrained model.
+        max_length: longest example in tokens (and packed row length).
+        overlong: ``"truncate"`` (cut whole turns from the end) or ``"drop"`` for longer episodes.
+        packing: pack examples padding-free; ``False`` pads each batch to its longest example.
+        lora: train LoRA adapters (rank ``lora_r``) instead of all weights; merged when saved.
+        task_types: train on these task types only.
+        success_only: train on successful trajectories only.
+        env, split: which trajectories of the store to use.
+        seed: seeds data order and initialisation.
+    """
+
+    epochs: float = 3.0
+    max_steps: int = -1
+    batch_size: int = 8
+    grad_accum: int = 1
+    learning_rate: float | None = None
+    warmup_ratio: float = 0.05
+    weight_decay: float = 0.0
+    max_length: int = 2048
+    overlong: str = "truncate"
+    packing: bool = True
+    lora: bool = False
+    lora_r: int = 16
+    task_types: list[str] | None = None
+    success_only: bool = True
+    env: str | None = "household"
+    split: str | None = "train"
+    tiny_size: str = "tiny"
+    logging_steps: int = 5
+    seed: int = 0
+
+
+def _learning_rate(config: SFTRunConfig, from_scratch: bool) -> float:
+    if config.learning_rate is not None:
+        return config.learning_rate
+    if from_scratch:
+        return 1e-3
+    return 1e-4 if config.lora else 2e-5
+
+
+def train_sft(store: Any, student: str | Path, out_dir: str | Path, config: SFTRunConfig | None = None, *,
+              allow_download: bool = False, callbacks: list[Any] | None = None) -> dict[str, Any]:
+    """Train ``student`` (``tiny``, a directory, or a hub name) on the store's trajectories into ``out_dir``.
+
+    Returns the training summary (also written to ``out_dir/training_summary.json``).
+    Raises :class:`~agentkd.distill.EmptyDatasetError` when the store has no usable trajectory.
+    """
+    from datasets import Dataset
+    from trl import SFTConfig, SFTTrainer
+
+    config = config or SFTRunConfig()
+    started = time.perf_counter()
+    trajectories = load_trajectories(store, env=config.env, split=config.split)
+    successes = [t for t in trajectories if t.success] if config.success_only else trajectories
+    if not successes:
+        raise EmptyDatasetError(
+            f"the store at {store.location} has {len(trajectories)} trajectories for env={config.env} "
+            f"split={config.split}, and none succeeded: SFT learns from successful episodes. Collect teacher "
+            f"trajectories (`agentkd collect --teacher expert --store {store.location}`)."
+        )
+
+    spec = str(student)
+    if spec == "tiny":
+        spec = f"tiny:{config.tiny_size}"
+    model, tokenizer, card = resolve_student(spec, out_dir, student_texts(successes), allow_download=allow_download,
+                                             seed=config.seed)
+    from_scratch = card.base.startswith("tiny") and not card.stages
+    rows, report = sft_conversations(trajectories, tokenizer, fmt=card.prompt, max_length=config.max_length,
+                                     overlong=config.overlong, task_types=config.task_types,
+                                     success_only=config.success_only)
+    if not rows:
+        raise EmptyDatasetError(f"no SFT example is left after filtering: {report.as_dict()}")
+    if config.lora:
+        model = apply_lora(model, r=config.lora_r, alpha=2 * config.lora_r)
+
+    args = SFTConfig(**training_arguments(
+        out_dir,
+        num_train_epochs=config.epochs,
+        max_steps=config.max_steps,
+        per_device_train_batch_size=config.batch_size,
+        gradient_accumulation_steps=config.grad_accum,
+        learning_rate=_learning_rate(config, from_scratch),
+        lr_scheduler_type="cosine",
+        warmup_steps=config.warmup_ratio,
+        weight_decay=config.weight_decay,
+        logging_steps=config.logging_steps,
+        seed=config.seed,
+        max_length=config.max_length,
+        packing=config.packing,
+        assistant_only_loss=True,
+        shuffle_dataset=True,
+        dataset_num_proc=None,
+    ))
+    trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tokenizer,
+                         callbacks=callbacks)
+    output = trainer.train()
+    trained_tokens = report.tokens * max(1, round(trainer.state.epoch or 1))
+    return finish_run(trainer, output, stage="sft", out_dir=out_dir, card=card, data=report, started=started,
+                      tokens=_tokens_seen(trainer, trained_tokens), config=asdict(config))
+
+
+def _tokens_seen(trainer: Any, fallback: int) -> int:
+    """Non-padding tokens the trainer consumed (transformers counts them when asked)."""
+    seen = int(getattr(trainer.state, "num_input_tokens_seen", 0) or 0)
+    return seen or fallback

@@ -72,8 +72,9 @@ def task_of(traj: Trajectory) -> Task:
 
 
 def assistant_text(step: Step) -> str:
-    """What the assistant said at ``step``: the canonical two lines, or the raw text when it did not parse."""
-    if step.valid or not step.raw_output.strip():
+    """What the assistant said at ``step``: the canonical two lines, or the raw text (maybe empty) when it
+    did not parse."""
+    if step.valid:
         return format_step(step.thought, step.action)
     return step.raw_output.strip()
 

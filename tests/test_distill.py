@@ -1,0 +1,142 @@
+"""Training data from the store: the episode conversation, its loss mask, packing, filters."""
+
+from __future__ import annotations
+
+import pytest
+
+from agentkd.distill.datasets import _prompt_at, sft_conversations, task_of, trajectory_messages
+from agentkd.models.student import PromptFormat
+from agentkd.policies.base import PolicyInput
+from agentkd.policies.prompt import build_messages, format_step
+
+pytest.importorskip("trl")
+
+
+@pytest.fixture(scope="module")
+def trajectories(mixed_store):
+    return sorted(mixed_store.iterate(), key=lambda t: t.trajectory_id)
+
+
+@pytest.fixture(scope="module")
+def tokenizer(model_dir):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(model_dir)
+
+
+def test_every_step_prompt_is_a_prefix_of_the_episode_conversation(trajectories):
+    """One conversation per episode trains each step on exactly the prompt the student sees there."""
+    fmt = PromptFormat()
+    checked = 0
+    for traj in trajectories:
+        conversation = trajectory_messages(traj, fmt)
+        assert len(conversation) == 1 + 2 * len(traj.steps)
+        for t, step in enumerate(traj.steps):
+            inp = PolicyInput(task=task_of(traj), observation=step.observation, history=traj.steps[:t],
+                              admissible_actions=step.admissible_actions)
+            prompt = build_messages(inp, fmt.max_history, fmt.show_admissible)
+            if all(s.valid for s in traj.steps[:t]):
+                assert conversation[: len(prompt)] == prompt
+            assert _prompt_at(traj, t, fmt) == conversation[: 2 + 2 * t]
+            checked += 1
+        assert "Admissible actions" not in "".join(m["content"] for m in conversation)
+    assert checked > 100
+
+
+def test_unparsed_replies_stay_as_the_model_wrote_them(trajectories):
+    failed = next(t for t in trajectories if any(not s.valid for s in t.steps))
+    conversation = trajectory_messages(failed)
+    for i, step in enumerate(failed.steps):
+        said = conversation[2 + 2 * i]["content"]
+        assert said == (format_step(step.thought, step.action) if step.valid else step.raw_output.strip())
+
+
+def test_a_window_of_history_cannot_make_one_conversation(trajectories):
+    with pytest.raises(ValueError, match="whole history"):
+        trajectory_messages(trajectories[0], PromptFormat(max_history=1))
+
+
+def _spans(mask: list[bool]) -> list[tuple[int, int]]:
+    spans, start = [], None
+    for i, on in enumerate([*mask, False]):
+        if on and start is None:
+            start = i
+        elif not on and start is not None:
+            spans.append((start, i))
+            start = None
+    return spans
+
+
+def test_sft_labels_train_every_assistant_turn_and_nothing_else(trajectories, tokenizer, model_dir, tmp_path):
+    """Decode the labels TRL's SFTTrainer builds for a real episode: only assistant turns, each with <|im_end|>."""
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM
+    from trl import SFTConfig, SFTTrainer
+
+    rows, _ = sft_conversations(trajectories, tokenizer)
+    args = SFTConfig(output_dir=str(tmp_path), assistant_only_loss=True, packing=False, report_to="none",
+                     use_cpu=True, max_length=4096)
+    trainer = SFTTrainer(model=AutoModelForCausalLM.from_pretrained(model_dir), args=args,
+                         train_dataset=Dataset.from_list(rows[:2]), processing_class=tokenizer)
+    batch = trainer.data_collator([trainer.train_dataset[i] for i in range(2)])
+    for row, ids, labels in zip(rows[:2], batch["input_ids"].tolist(), batch["labels"].tolist(), strict=True):
+        trained = [label != -100 for label in labels]
+        assert all(label == tok for label, tok in zip(labels, ids, strict=True) if label != -100)
+        pieces = [tokenizer.decode(ids[a:b]) for a, b in _spans(trained)]
+        replies = [m["content"] for m in row["messages"] if m["role"] == "assistant"]
+        assert pieces == [reply + "<|im_end|>" for reply in replies]
+        pad = tokenizer.pad_token_id
+        masked = tokenizer.decode([t for t, on in zip(ids, trained, strict=True) if not on and t != pad])
+        assert "Your task:" in masked and "Observation:" in masked and "<|im_start|>system" in masked
+        assert not any(reply in masked for reply in replies)  # no reply is left untrained
+
+
+def test_packed_rows_keep_examples_apart(trajectories, tokenizer, model_dir):
+    """Padding-free packing on CPU (SDPA) gives each example the logits it has on its own.
+
+    transformers splits a packed row by its position ids only without a KV cache, which is how
+    SFTTrainer calls the model (``use_cache=False``); with a cache the examples would see each other.
+    """
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(model_dir).eval()
+    rows, _ = sft_conversations(trajectories[:3], tokenizer)
+    sequences = [tokenizer.apply_chat_template(r["messages"], tokenize=True, return_dict=True)["input_ids"]
+                 for r in rows]
+    packed = torch.tensor([sum(sequences, [])])
+    positions = torch.tensor([[p for s in sequences for p in range(len(s))]])
+    with torch.no_grad():
+        together = model(input_ids=packed, position_ids=positions, use_cache=False).logits[0]
+        start = 0
+        for seq in sequences:
+            alone = model(input_ids=torch.tensor([seq])).logits[0]
+            assert torch.allclose(together[start : start + len(seq)], alone, atol=1e-4)
+            start += len(seq)
+
+
+def test_sft_filters_count_what_they_drop(trajectories, tokenizer):
+    wins = sum(t.success for t in trajectories)
+    rows, report = sft_conversations(trajectories + trajectories[:2], tokenizer)
+    assert report.kept == len(rows) == wins
+    assert report.dropped["failed"] == len(trajectories) - wins + sum(not t.success for t in trajectories[:2])
+    assert report.dropped["duplicate"] == sum(t.success for t in trajectories[:2])
+
+    one_type = trajectories[0].task_type
+    rows, report = sft_conversations(trajectories, tokenizer, task_types=[one_type])
+    assert rows and all(r["messages"][1]["content"] for r in rows)
+    assert report.dropped["task_type"] == sum(t.success and t.task_type != one_type for t in trajectories)
+
+    lengths = sorted(
+        len(tokenizer.apply_chat_template(trajectory_messages(t), tokenize=True, return_dict=True)["input_ids"])
+        for t in trajectories if t.success)
+    limit = lengths[len(lengths) // 2]
+    too_long = sum(n > limit for n in lengths)
+    cut, report = sft_conversations(trajectories, tokenizer, max_length=limit)
+    assert report.truncated == too_long and report.kept == wins
+    for row in cut:
+        ids = tokenizer.apply_chat_template(row["messages"], tokenize=True, return_dict=True)["input_ids"]
+        assert len(ids) <= limit
+        assert row["messages"][-1]["role"] == "assistant"
+    kept, report = sft_conversations(trajectories, tokenizer, max_length=limit, overlong="drop")
+    assert report.dropped["too_long"] == too_long and len(kept) == wins - too_long

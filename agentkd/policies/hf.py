@@ -27,7 +27,7 @@ from agentkd.policies.base import Decision, PolicyInput
 from agentkd.policies.prompt import build_messages, decide_from_text
 from agentkd.schema import PolicyInfo
 
-__all__ = ["GenerationResult", "HFGenerator", "HFPolicy"]
+__all__ = ["GenerationResult", "HFGenerator", "HFPolicy", "left_pad", "render_chat", "stop_token_ids"]
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +44,52 @@ class GenerationResult:
     completion_tokens: int  # generated tokens, the end-of-turn token included
     latency_s: float  # the batch's wall time divided by its size
     finish_reason: str = "stop"  # "stop" (end-of-turn token) or "length" (max_new_tokens reached)
+
+
+def render_chat(tokenizer: Any, conversation: list[dict[str, str]], *, continue_final_message: bool = False,
+                add_generation_prompt: bool | None = None) -> str:
+    """A conversation as prompt text: with a new assistant turn opened (default), or the final one left open.
+
+    Models without a chat template (base models) get plain ChatML.
+    """
+    if continue_final_message and (not conversation or conversation[-1].get("role") != "assistant"):
+        raise ValueError("continue_final_message needs a conversation that ends with an assistant message")
+    template = None
+    if not getattr(tokenizer, "chat_template", None):
+        from agentkd.models.tiny import CHATML_TEMPLATE
+
+        template = CHATML_TEMPLATE
+    return tokenizer.apply_chat_template(
+        conversation,
+        tokenize=False,
+        add_generation_prompt=(not continue_final_message) if add_generation_prompt is None else add_generation_prompt,
+        continue_final_message=continue_final_message,
+        chat_template=template,
+    )
+
+
+def stop_token_ids(model: Any, tokenizer: Any) -> list[int]:
+    """The tokens that end a reply: the chat format's end-of-turn tokens and the model's EOS ids."""
+    vocab = tokenizer.get_vocab()
+    stop = {tokenizer.convert_tokens_to_ids(t) for t in _END_OF_TURN if t in vocab}
+    eos = model.generation_config.eos_token_id
+    stop |= set(eos if isinstance(eos, list) else [eos])
+    stop.add(tokenizer.eos_token_id)
+    return sorted(i for i in stop if i is not None)
+
+
+def left_pad(rows: list[list[int]], pad_id: int) -> tuple[Any, Any]:
+    """``(input_ids, attention_mask)`` with every row ending at the same column, where generation starts."""
+    import torch
+
+    width = max(len(ids) for ids in rows)
+    input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    attention_mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, ids in enumerate(rows):
+        if ids:
+            input_ids[i, width - len(ids):] = torch.tensor(ids, dtype=torch.long)
+            attention_mask[i, width - len(ids):] = 1
+    return input_ids, attention_mask
 
 
 class HFGenerator:
@@ -90,12 +136,7 @@ class HFGenerator:
         self._lock = threading.Lock()  # one generate at a time: concurrent graph nodes share the model
 
         tok = self.tokenizer
-        vocab = tok.get_vocab()
-        stop = {tok.convert_tokens_to_ids(t) for t in _END_OF_TURN if t in vocab}
-        eos = self.model.generation_config.eos_token_id
-        stop |= set(eos if isinstance(eos, list) else [eos])
-        stop.add(tok.eos_token_id)
-        self.stop_token_ids = sorted(i for i in stop if i is not None)
+        self.stop_token_ids = stop_token_ids(self.model, tok)
         if tok.pad_token_id is not None:
             self.pad_token_id = tok.pad_token_id
         elif self.stop_token_ids:
@@ -108,20 +149,7 @@ class HFGenerator:
 
     def render(self, conversation: list[dict[str, str]], continue_final_message: bool = False) -> str:
         """The prompt text for one conversation: a new assistant turn, or the final one left open."""
-        if continue_final_message and (not conversation or conversation[-1].get("role") != "assistant"):
-            raise ValueError("continue_final_message needs a conversation that ends with an assistant message")
-        template = None
-        if not getattr(self.tokenizer, "chat_template", None):
-            from agentkd.models.tiny import CHATML_TEMPLATE
-
-            template = CHATML_TEMPLATE  # base models without a template: plain ChatML
-        return self.tokenizer.apply_chat_template(
-            conversation,
-            tokenize=False,
-            add_generation_prompt=not continue_final_message,
-            continue_final_message=continue_final_message,
-            chat_template=template,
-        )
+        return render_chat(self.tokenizer, conversation, continue_final_message=continue_final_message)
 
     def generate(
         self,
@@ -171,13 +199,8 @@ class HFGenerator:
             if len(ids) > max_prompt:
                 log.warning("prompt of %d tokens cut to its last %d to fit the context", len(ids), max_prompt)
                 encoded[i] = ids[-max_prompt:]
-        width = max(len(ids) for ids in encoded)
-        input_ids = torch.full((len(encoded), width), self.pad_token_id, dtype=torch.long)
-        attention_mask = torch.zeros((len(encoded), width), dtype=torch.long)
-        for i, ids in enumerate(encoded):  # left padding: every prompt ends where generation starts
-            if ids:
-                input_ids[i, width - len(ids) :] = torch.tensor(ids, dtype=torch.long)
-                attention_mask[i, width - len(ids) :] = 1
+        input_ids, attention_mask = left_pad(encoded, self.pad_token_id)
+        width = input_ids.shape[1]
 
         sampling: dict[str, Any]
         if temperature > 0:

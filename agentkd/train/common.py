@@ -19,7 +19,7 @@ from agentkd.distill.datasets import DataReport, EmptyDatasetError, trajectory_m
 from agentkd.models.student import StudentCard
 from agentkd.schema import Trajectory
 
-__all__ = ["SUMMARY_FILE", "finish_run", "load_trajectories", "student_texts", "training_arguments"]
+__all__ = ["SUMMARY_FILE", "finish_run", "load_trajectories", "student_texts", "tokens_trained", "training_arguments"]
 
 SUMMARY_FILE = "training_summary.json"
 
@@ -70,6 +70,12 @@ def training_arguments(out_dir: str | Path, **overrides: Any) -> dict[str, Any]:
     )
     args.update(overrides)
     return args
+
+
+def tokens_trained(trainer: Any, data_tokens: int) -> int:
+    """Non-padding tokens the run consumed: Trainer's own count, else the data's tokens times the epochs."""
+    seen = int(getattr(trainer.state, "num_input_tokens_seen", 0) or 0)
+    return seen or data_tokens * max(1, round(trainer.state.epoch or 1))
 
 
 def _losses(log_history: list[dict[str, Any]]) -> list[dict[str, float]]:

@@ -39,7 +39,7 @@ from transformers import Trainer
 from agentkd.distill.datasets import redi_pairs
 from agentkd.models.student import resolve_student
 from agentkd.schema import Task, Trajectory
-from agentkd.train.common import finish_run, load_trajectories, student_texts, training_arguments
+from agentkd.train.common import finish_run, load_trajectories, student_texts, tokens_trained, training_arguments
 
 __all__ = ["RediCollator", "RediRunConfig", "RediTrainer", "tokenize_pair", "train_redi"]
 
@@ -289,7 +289,5 @@ def train_redi(store: Any, student: str | Path, out_dir: str | Path, config: Red
     trainer = RediTrainer(model=model, args=args, train_dataset=Dataset.from_list(features),
                           processing_class=tokenizer, callbacks=callbacks, alpha=config.alpha)
     output = trainer.train()
-    # Trainer counts non-padding tokens (attention_mask) of both sides; the pairs' size is the fallback.
-    tokens = int(trainer.state.num_input_tokens_seen or 0) or report.tokens * max(1, round(trainer.state.epoch or 1))
     return finish_run(trainer, output, stage="redi", out_dir=out_dir, card=card, data=report, started=started,
-                      tokens=tokens, config=asdict(config))
+                      tokens=tokens_trained(trainer, report.tokens), config=asdict(config))

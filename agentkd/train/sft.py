@@ -16,7 +16,7 @@ from typing import Any
 
 from agentkd.distill.datasets import EmptyDatasetError, sft_conversations
 from agentkd.models.student import apply_lora, resolve_student
-from agentkd.train.common import finish_run, load_trajectories, student_texts, training_arguments
+from agentkd.train.common import finish_run, load_trajectories, student_texts, tokens_trained, training_arguments
 
 __all__ = ["SFTRunConfig", "train_sft"]
 
@@ -127,12 +127,5 @@ def train_sft(store: Any, student: str | Path, out_dir: str | Path, config: SFTR
     trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tokenizer,
                          callbacks=callbacks)
     output = trainer.train()
-    trained_tokens = report.tokens * max(1, round(trainer.state.epoch or 1))
     return finish_run(trainer, output, stage="sft", out_dir=out_dir, card=card, data=report, started=started,
-                      tokens=_tokens_seen(trainer, trained_tokens), config=asdict(config))
-
-
-def _tokens_seen(trainer: Any, fallback: int) -> int:
-    """Non-padding tokens the trainer consumed (transformers counts them when asked)."""
-    seen = int(getattr(trainer.state, "num_input_tokens_seen", 0) or 0)
-    return seen or fallback
+                      tokens=tokens_trained(trainer, report.tokens), config=asdict(config))

@@ -1,0 +1,114 @@
+"""The SFT stage end to end on a real store, and its errors for bad input."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from agentkd.distill.datasets import EmptyDatasetError
+from agentkd.models.student import CARD_FILE, StudentNotFound
+
+pytest.importorskip("trl")
+
+
+@pytest.fixture(scope="module")
+def sft_run(mixed_store, tmp_path_factory):
+    from agentkd.train.sft import SFTRunConfig, train_sft
+
+    out = tmp_path_factory.mktemp("sft") / "student"
+    config = SFTRunConfig(split="valid_unseen", max_steps=3, batch_size=2, max_length=1024, logging_steps=1)
+    return out, train_sft(mixed_store, "tiny", out, config)
+
+
+def test_sft_writes_a_plain_transformers_student_with_its_summary(sft_run, mixed_store):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    out, summary = sft_run
+    model, tokenizer = AutoModelForCausalLM.from_pretrained(out), AutoTokenizer.from_pretrained(out)
+    assert model.config.model_type == "qwen2" and tokenizer.chat_template
+    written = json.loads((out / "training_summary.json").read_text())
+    assert written == json.loads(json.dumps(summary, default=str))
+    assert written["stage"] == "sft" and written["steps"] == 3
+    assert written["data"]["kept"] == mixed_store.count(success=True)  # only successes train
+    assert written["data"]["dropped"]["failed"] == mixed_store.count(success=False)
+    assert written["tokens"] > 0 and written["tokens_per_second"] > 0
+    assert [entry["step"] for entry in written["losses"]] == [1, 2, 3]
+    assert all(entry["loss"] > 0 for entry in written["losses"])
+    card = json.loads((out / CARD_FILE).read_text())
+    assert card["base"] == "tiny:tiny" and [s["stage"] for s in card["stages"]] == ["sft"]
+    assert card["prompt"] == {"max_history": None, "show_admissible": False}
+
+
+def test_the_student_is_replayed_with_the_prompt_it_was_trained_on(sft_run):
+    from agentkd.policies.hf import HFPolicy
+
+    out, _ = sft_run
+    policy = HFPolicy(str(out), max_new_tokens=4)
+    assert policy.prompt.max_history is None and not policy.prompt.show_admissible
+    assert policy.info.params["show_admissible"] is False
+
+
+def test_sft_learns_the_data(mixed_store, tmp_path):
+    """25 steps on 24 episodes take the loss well below where a random model starts."""
+    from agentkd.train.sft import SFTRunConfig, train_sft
+
+    config = SFTRunConfig(split="valid_unseen", max_steps=25, batch_size=2, max_length=1024, logging_steps=1)
+    summary = train_sft(mixed_store, "tiny", tmp_path / "s", config)
+    losses = [entry["loss"] for entry in summary["losses"]]
+    assert losses[-1] < 0.6 * losses[0]
+
+
+def _store(tmp_path, name):
+    from agentkd.store import ExperienceStore
+
+    return ExperienceStore(tmp_path / name, spool_dir=tmp_path / f"{name}_spool")
+
+
+def test_an_empty_store_says_what_to_collect(tmp_path):
+    from agentkd.train.sft import train_sft
+
+    with pytest.raises(EmptyDatasetError, match="no trajectories .*agentkd collect"):
+        train_sft(_store(tmp_path, "empty"), "tiny", tmp_path / "out")
+
+
+def test_a_store_of_failures_only_is_refused(tmp_path, model_dir):
+    from agentkd.collect import collect
+    from agentkd.policies.hf import HFPolicy
+    from agentkd.train.sft import SFTRunConfig, train_sft
+
+    store = _store(tmp_path, "failed")
+    collect(HFPolicy(str(model_dir), max_new_tokens=8), "household", "valid_unseen", 2, store, max_steps=2)
+    with pytest.raises(EmptyDatasetError, match="2 trajectories .* none succeeded"):
+        train_sft(store, "tiny", tmp_path / "out", SFTRunConfig(split="valid_unseen"))
+
+
+def test_an_unknown_student_fails_at_once_offline(mixed_store, tmp_path):
+    from agentkd.train.sft import SFTRunConfig, train_sft
+
+    config = SFTRunConfig(split="valid_unseen")
+    with pytest.raises(StudentNotFound, match="not found locally.*allow_download"):
+        train_sft(mixed_store, "agentkd-test/no-such-student", tmp_path / "out", config)
+    with pytest.raises(StudentNotFound, match="does not exist"):
+        train_sft(mixed_store, str(tmp_path / "missing" / "dir"), tmp_path / "out", config)
+    with pytest.raises(StudentNotFound, match="unknown tiny size"):
+        train_sft(mixed_store, "tiny:huge", tmp_path / "out", config)
+
+
+def test_lora_trains_adapters_and_saves_a_merged_model(mixed_store, sft_run, tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    from agentkd.train.sft import SFTRunConfig, train_sft
+
+    base, _ = sft_run
+    config = SFTRunConfig(split="valid_unseen", max_steps=2, batch_size=2, max_length=1024, lora=True, lora_r=4,
+                          learning_rate=1e-2)
+    out = tmp_path / "lora"
+    summary = train_sft(mixed_store, str(base), out, config)
+    assert summary["steps"] == 2
+    assert not (out / "adapter_config.json").exists()
+    merged, original = AutoModelForCausalLM.from_pretrained(out), AutoModelForCausalLM.from_pretrained(base)
+    changed = [name for name, p in merged.state_dict().items() if not p.equal(original.state_dict()[name])]
+    assert changed and all("proj" in name for name in changed)
+    card = json.loads((out / CARD_FILE).read_text())
+    assert [s["stage"] for s in card["stages"]] == ["sft", "sft"]

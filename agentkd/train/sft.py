@@ -3,8 +3,14 @@
 Each successful episode becomes one conversation (:func:`agentkd.distill.sft_conversations`);
 the loss covers the assistant turns only (``assistant_only_loss``: the chat template's
 ``{% generation %}`` markers mark what the assistant wrote, its end-of-turn token included).
-By default examples are packed padding-free (best-fit decreasing into ``max_length`` rows, no
-attention across examples), which trains the same tokens with far less padding.
+How examples are batched (``batching``) is a speed choice, measured by ``agentkd bench train``:
+
+- ``packed``: padding-free, best-fit packed into ``max_length`` rows with no attention across
+  examples. Fast with varlen (flash) attention kernels; with SDPA on CPU each packed row costs
+  full ``max_length``² attention, which makes it slower than padding.
+- ``grouped``: padded batches of examples of similar length (little padding, short rows).
+- ``padded``: padded batches in random order.
+- ``auto`` (default): ``packed`` where flash attention is installed on a GPU, else ``grouped``.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ from agentkd.distill.datasets import EmptyDatasetError, sft_conversations
 from agentkd.models.student import apply_lora, resolve_student
 from agentkd.train.common import finish_run, load_trajectories, student_texts, tokens_trained, training_arguments
 
-__all__ = ["SFTRunConfig", "train_sft"]
+__all__ = ["BATCHING", "SFTRunConfig", "flash_attention_available", "resolve_batching", "train_sft"]
 
 
 @dataclass
@@ -34,7 +40,7 @@ class SFTRunConfig:
             2e-5 for full fine-tuning of a pretrained model.
         max_length: longest example in tokens (and packed row length).
         overlong: ``"truncate"`` (cut whole turns from the end) or ``"drop"`` for longer episodes.
-        packing: pack examples padding-free; ``False`` pads each batch to its longest example.
+        batching: ``auto``, ``packed``, ``grouped`` or ``padded`` (see the module docstring).
         lora: train LoRA adapters (rank ``lora_r``) instead of all weights; merged when saved.
         task_types: train on these task types only.
         success_only: train on successful trajectories only.
@@ -51,7 +57,7 @@ class SFTRunConfig:
     weight_decay: float = 0.0
     max_length: int = 2048
     overlong: str = "truncate"
-    packing: bool = True
+    batching: str = "auto"
     lora: bool = False
     lora_r: int = 16
     task_types: list[str] | None = None
@@ -71,6 +77,25 @@ def _learning_rate(config: SFTRunConfig, from_scratch: bool) -> float:
     return 1e-4 if config.lora else 2e-5
 
 
+BATCHING = ("auto", "packed", "grouped", "padded")
+
+
+def flash_attention_available() -> bool:
+    """A CUDA device and the flash-attn kernels: what makes padding-free packing pay off."""
+    import torch
+    from transformers.utils import is_flash_attn_2_available
+
+    return torch.cuda.is_available() and is_flash_attn_2_available()
+
+
+def resolve_batching(batching: str) -> str:
+    if batching not in BATCHING:
+        raise ValueError(f"batching must be one of {', '.join(BATCHING)}, not {batching!r}")
+    if batching == "auto":
+        return "packed" if flash_attention_available() else "grouped"
+    return batching
+
+
 def train_sft(store: Any, student: str | Path, out_dir: str | Path, config: SFTRunConfig | None = None, *,
               allow_download: bool = False, callbacks: list[Any] | None = None) -> dict[str, Any]:
     """Train ``student`` (``tiny``, a directory, or a hub name) on the store's trajectories into ``out_dir``.
@@ -82,6 +107,7 @@ def train_sft(store: Any, student: str | Path, out_dir: str | Path, config: SFTR
     from trl import SFTConfig, SFTTrainer
 
     config = config or SFTRunConfig()
+    batching = resolve_batching(config.batching)
     started = time.perf_counter()
     trajectories = load_trajectories(store, env=config.env, split=config.split)
     successes = [t for t in trajectories if t.success] if config.success_only else trajectories
@@ -103,6 +129,8 @@ def train_sft(store: Any, student: str | Path, out_dir: str | Path, config: SFTR
                                      success_only=config.success_only)
     if not rows:
         raise EmptyDatasetError(f"no SFT example is left after filtering: {report.as_dict()}")
+    if batching == "packed" and flash_attention_available():
+        model.set_attn_implementation("flash_attention_2")  # varlen kernels: no attention across packed examples
     if config.lora:
         model = apply_lora(model, r=config.lora_r, alpha=2 * config.lora_r)
 
@@ -119,7 +147,8 @@ def train_sft(store: Any, student: str | Path, out_dir: str | Path, config: SFTR
         logging_steps=config.logging_steps,
         seed=config.seed,
         max_length=config.max_length,
-        packing=config.packing,
+        packing=batching == "packed",
+        train_sampling_strategy="group_by_length" if batching == "grouped" else "random",
         assistant_only_loss=True,
         shuffle_dataset=True,
         dataset_num_proc=None,
@@ -128,4 +157,4 @@ def train_sft(store: Any, student: str | Path, out_dir: str | Path, config: SFTR
                          callbacks=callbacks)
     output = trainer.train()
     return finish_run(trainer, output, stage="sft", out_dir=out_dir, card=card, data=report, started=started,
-                      tokens=tokens_trained(trainer, report.tokens), config=asdict(config))
+                      tokens=tokens_trained(trainer, report.tokens), config=asdict(config) | {"batching": batching})

@@ -112,3 +112,29 @@ def test_lora_trains_adapters_and_saves_a_merged_model(mixed_store, sft_run, tmp
     assert changed and all("proj" in name for name in changed)
     card = json.loads((out / CARD_FILE).read_text())
     assert [s["stage"] for s in card["stages"]] == ["sft", "sft"]
+
+
+def test_the_train_commands_run_the_stages_and_explain_bad_input(mixed_store, sft_run, tmp_path):
+    from typer.testing import CliRunner
+
+    from agentkd.cli import app
+
+    runner = CliRunner()
+    empty = _store(tmp_path, "empty")
+    result = runner.invoke(app, ["train", "sft", "--store", str(empty.path), "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2 and "no trajectories" in result.output and "agentkd collect" in result.output
+
+    base, _ = sft_run
+    result = runner.invoke(app, ["train", "redi", "--store", str(empty.path), "--student", str(base),
+                                 "--out", str(tmp_path / "r")])
+    assert result.exit_code == 2 and "no trajectories" in result.output
+
+    result = runner.invoke(app, ["train", "sft", "--store", str(mixed_store.path), "--split", "valid_unseen",
+                                 "--max-steps", "1", "--batch-size", "2", "--max-length", "512",
+                                 "--out", str(tmp_path / "cli")])
+    assert result.exit_code == 0, result.output
+    assert "training_summary.json" in result.output and (tmp_path / "cli" / "training_summary.json").is_file()
+
+    result = runner.invoke(app, ["train", "sft", "--store", str(mixed_store.path), "--split", "valid_unseen",
+                                 "--student", "no-such/model", "--out", str(tmp_path / "x")])
+    assert result.exit_code == 2 and "not found locally" in result.output

@@ -305,6 +305,85 @@ def train_grpo_cmd(
     _run_stage("grpo", lambda: train_grpo(student, out, config, allow_download=allow_download))
 
 
+# ---- evaluation -------------------------------------------------------------------------------------
+
+
+def _progress(console):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TextColumn("success {task.fields[rate]}"), TimeElapsedColumn(), console=console,
+                    disable=not console.is_terminal)
+
+
+def _run_eval(console, student: str, configs, splits: list[str], store, out: str, **kwargs):
+    """Evaluate with a progress bar per configuration; write results.json and report.md into ``out``."""
+    from agentkd.eval.report import format_table, write_report
+    from agentkd.eval.run import evaluate
+
+    with _progress(console) as progress:
+        bars: dict[tuple[str, str], object] = {}
+        wins: dict[tuple[str, str], list[int]] = {}
+
+        def on_config(name: str, split: str, total: int) -> None:
+            bars[(name, split)] = progress.add_task(f"{name} on {split}", total=total, rate="-")
+            wins[(name, split)] = [0, 0]
+            if not console.is_terminal:
+                print(f"evaluating {name} on {split} ({total} episodes)", flush=True)
+
+        def on_episode(name: str, split: str, trajectory) -> None:
+            won = wins[(name, split)]
+            won[0] += trajectory.success
+            won[1] += 1
+            progress.update(bars[(name, split)], advance=1, rate=f"{won[0] / won[1]:.0%}")
+
+        results = evaluate(student, configs, splits=splits, store=store, on_episode=on_episode, on_config=on_config,
+                           **kwargs)
+    results.save(out)
+    report = write_report(results, out)
+    console.print(format_table(results))
+    console.print(f"report: {report}")
+    return results
+
+
+@app.command("eval")
+def eval_cmd(
+    student: str = typer.Option(..., help="The student directory."),
+    env: str = typer.Option("household", help="Environment."),
+    split: str = typer.Option("valid_unseen", help="Split(s), comma-separated."),
+    configs: str = typer.Option(None, help="Configurations to compare, comma-separated: greedy, sc@K, and "
+                                "+icd / +cascade@T suffixes (e.g. greedy,sc@8,sc@8+cascade@0.5). "
+                                "Default: the one given by --samples/--icd/--cascade."),
+    samples: int = typer.Option(1, min=1, help="Samples per step (1: greedy; the paper uses 8)."),
+    icd: bool = typer.Option(False, "--icd", help="Show retrieved teacher steps in the prompt (needs --store)."),
+    cascade: float = typer.Option(None, help="Defer a step to the teacher below this agreement (0-1)."),
+    store: str = typer.Option(None, help="Store for --icd and for the evaluated trajectories."),
+    out: str = typer.Option(..., help="Directory for results.json, report.md and plots."),
+    max_tasks: int = typer.Option(None, min=1, help="Only the first N tasks of each split."),
+    max_steps: int = typer.Option(50, min=1, help="Step limit per episode."),
+) -> None:
+    """Evaluate a student (greedy, self-consistency, in-context distillation, cascade) and write a report."""
+    from rich.console import Console
+
+    from agentkd.eval.run import parse_configs
+    from agentkd.store import ExperienceStore, StoreError
+
+    console = Console(soft_wrap=True)
+    try:
+        if configs:
+            chosen = parse_configs(configs)
+        else:
+            name = "greedy" if samples == 1 else f"sc@{samples}"
+            name += "+icd" if icd else ""
+            name += f"+cascade@{cascade:g}" if cascade is not None else ""
+            chosen = parse_configs(name)
+        experience = ExperienceStore(store) if store else None
+        _run_eval(console, student, chosen, [s.strip() for s in split.split(",") if s.strip()], experience, out,
+                  env=env, max_tasks=max_tasks, max_steps=max_steps)
+    except (ValueError, StoreError) as exc:
+        _fail(str(exc))
+
+
 @bench_app.command("env")
 def bench_env_cmd(
     games: int = typer.Option(6, help="Games to play (cycling through the six task types)."),
@@ -384,6 +463,34 @@ def bench_train_cmd(
         ratio = "1.00" if mode == "padded" else f"{r[f'{mode}_vs_padded']:.2f}"
         table.add_row(mode, str(m["rows_per_step"]), str(m["steps"]), f"{m['tokens']:,}", f"{m['train_seconds']:.1f}",
                       f"{m['tokens_per_second']:.0f}", ratio)
+    Console().print(table)
+
+
+@bench_app.command("replay")
+def bench_replay_cmd(
+    student: str = typer.Option(None, help="A student directory (default: a freshly built random tiny one)."),
+    episodes: int = typer.Option(32, min=2, help="Episodes played batched and one after another."),
+    samples: int = typer.Option(8, min=2, help="Samples per step for the k-vs-greedy comparison."),
+    max_steps: int = typer.Option(6, min=1, help="Steps per episode."),
+) -> None:
+    """Replay: k samples vs greedy per step, batched vs sequential episodes, prefix reuse vs recompute."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from agentkd.replay.bench import bench_replay
+
+    r = bench_replay(student, episodes=episodes, samples=samples, max_steps=max_steps)
+    table = Table(title=f"replay, {r['student']}, {r['episodes']} episodes x {r['max_steps']} steps ({r['device']})")
+    table.add_column("comparison")
+    table.add_column("measured", justify="right")
+    table.add_column("ratio", justify="right")
+    table.add_row(f"one step, {samples} samples vs greedy (8 episodes)",
+                  f"{r['sampled_step_s']:.2f} s vs {r['greedy_step_s']:.2f} s", f"{r['k_vs_greedy_time']:.2f}x time")
+    table.add_row("batched vs one after another",
+                  f"{r['batched_steps_per_s']:.1f} vs {r['sequential_steps_per_s']:.1f} steps/s",
+                  f"{r['batched_vs_sequential']:.2f}x")
+    table.add_row("prefix reuse vs recompute (batched)", f"{r['batched_s']:.1f} s vs {r['recompute_s']:.1f} s",
+                  f"{r['reuse_vs_recompute']:.2f}x")
     Console().print(table)
 
 

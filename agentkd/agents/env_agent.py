@@ -140,7 +140,7 @@ def env_agent_graph(env: Env, policy: Policy, *, max_steps: int = 50,
             deferred=d.deferred, next_observation=observation, reward=reward, done=done,
             admissible_actions=state["admissible"], prompt_tokens=d.prompt_tokens,
             completion_tokens=d.completion_tokens, latency_s=d.latency_s,
-            info={k: v for k, v in {"error": d.error, "won": info.get("won")}.items() if v is not None},
+            info={**d.info, **{k: v for k, v in {"error": d.error, "won": info.get("won")}.items() if v is not None}},
         ))
         if price is not None:
             trajectory.cost_usd += price(d)

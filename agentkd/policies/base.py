@@ -40,6 +40,7 @@ class Decision:
     completion_tokens: int = 0
     latency_s: float = 0.0
     error: str | None = None  # why the output was invalid, when it was
+    info: dict[str, Any] = field(default_factory=dict)  # extra facts for the step record (e.g. vote agreement)
 
 
 @runtime_checkable

@@ -1,0 +1,191 @@
+"""Running evaluations: a student under several configurations, on one or more splits, into the store.
+
+A configuration is written like ``greedy``, ``sc@8`` (self-consistency, 8 samples), ``sc@8+icd``
+(with retrieved teacher steps) or ``sc@8+cascade@0.5`` (defer to the teacher below 50%
+agreement). All episodes of a configuration run at once: each
+is its own LangGraph episode, and a batching policy turns their requests into one engine call per
+step. Evaluated trajectories are stored marked ``evaluation`` (so they never feed training or
+retrieval); a re-run with the same student finds them there and plays only what is missing.
+Deferred steps are also stored as one-step teacher demonstrations.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from agentkd.eval.metrics import ConfigResult, EvalResults
+from agentkd.schema import PolicyInfo, Step, Task, Trajectory, trajectory_id
+
+__all__ = ["EvalConfig", "evaluate", "parse_configs"]
+
+_CONFIG = re.compile(r"^(greedy|sc@(\d+))((?:\+icd|\+cascade@[0-9.]+)*)$")
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """One way of running the student."""
+
+    name: str
+    samples: int = 1
+    icd: bool = False
+    cascade: float | None = None  # agreement threshold below which a step goes to the teacher
+
+    def describe(self) -> str:
+        parts = ["greedy decoding" if self.samples == 1 else f"self-consistency, {self.samples} samples"]
+        if self.icd:
+            parts.append("retrieved teacher steps in the prompt")
+        if self.cascade is not None:
+            parts.append(f"deferring to the teacher below {self.cascade:.0%} agreement")
+        return ", ".join(parts)
+
+
+def parse_configs(spec: str | Sequence[str]) -> list[EvalConfig]:
+    """``"greedy,sc@8,sc@8+cascade@0.5"`` → configurations (names kept as written)."""
+    names = [s.strip() for s in (spec.split(",") if isinstance(spec, str) else spec) if s.strip()]
+    configs = []
+    for name in names:
+        match = _CONFIG.match(name)
+        if match is None:
+            raise ValueError(f"unknown configuration {name!r}: write greedy or sc@K, optionally followed "
+                             "by +icd and/or +cascade@THRESHOLD (e.g. sc@8+cascade@0.5)")
+        k, extras = match.group(2), match.group(3)
+        cascade = re.search(r"\+cascade@([0-9.]+)", extras)
+        configs.append(EvalConfig(name=name, samples=int(k) if k else 1, icd="+icd" in extras,
+                                  cascade=float(cascade.group(1)) if cascade else None))
+    if not configs:
+        raise ValueError("no configuration given")
+    return configs
+
+
+def _policy(config: EvalConfig, engine: Any, teacher: Any, store: Any, env: str, max_new_tokens: int) -> Any:
+    from agentkd.replay.cascade import CascadePolicy
+    from agentkd.replay.icd import DemoRetriever
+    from agentkd.replay.policy import StudentPolicy
+
+    demos = None
+    if config.icd:
+        if store is None:
+            raise ValueError("in-context distillation (+icd) needs a store with teacher steps: pass --store")
+        demos = DemoRetriever(store, env, count_tokens=lambda text: len(engine.encode(text)))
+    student = StudentPolicy(engine, samples=config.samples, max_new_tokens=max_new_tokens, demos=demos)
+    if config.cascade is not None:
+        return CascadePolicy(student, teacher, config.cascade)
+    return student
+
+
+def _demonstrations(trajectories: list[Trajectory], teacher: PolicyInfo, tasks: dict[str, Task]) -> list[Trajectory]:
+    """Each deferred step as a one-step teacher trajectory (what the teacher did in that state)."""
+    demos = []
+    for traj in trajectories:
+        for step in traj.steps:
+            if not step.deferred or not step.valid:
+                continue
+            info = PolicyInfo(kind=teacher.kind, name=teacher.name,
+                              params={**teacher.params, "deferred_from": traj.trajectory_id, "step": step.index})
+            task = tasks[traj.task_id]
+            demo = Trajectory.start(task, info, seed=traj.seed, source="cascade")
+            demo.trajectory_id = trajectory_id(task.task_id, info, traj.seed)
+            demo.steps = [Step(index=0, observation=step.observation, thought=step.thought, action=step.action,
+                               next_observation=step.next_observation, reward=step.reward, done=step.done,
+                               admissible_actions=step.admissible_actions)]
+            demo.finish(success=traj.success, reward=traj.reward)
+            demos.append(demo)
+    return demos
+
+
+def evaluate(
+    student: str | Path | Any,
+    configs: Sequence[EvalConfig],
+    *,
+    env: str = "household",
+    splits: Sequence[str] = ("valid_unseen",),
+    store: Any = None,
+    teacher: Any = None,
+    max_steps: int = 50,
+    max_tasks: int | None = None,
+    max_new_tokens: int = 96,
+    on_episode: Callable[[str, str, Trajectory], None] | None = None,
+    on_config: Callable[[str, str, int], None] | None = None,
+) -> EvalResults:
+    """Play every split's tasks once per configuration; returns the results (also in the store, if any).
+
+    Args:
+        student: a student directory, or a :class:`~agentkd.replay.engine.ReplayEngine`.
+        teacher: the cascade's teacher policy (default: the environment's expert).
+        max_tasks: evaluate the first ``max_tasks`` tasks of each split only.
+        on_episode: called with (config name, split, trajectory) after each episode.
+        on_config: called with (config name, split, number of episodes) before a configuration starts.
+    """
+    from agentkd.collect import collect_async, plan_episodes
+    from agentkd.envs import load_tasks
+    from agentkd.policies.expert import ExpertPolicy
+    from agentkd.replay.engine import ReplayEngine
+
+    engine = student if isinstance(student, ReplayEngine) else ReplayEngine(student)
+    teacher = teacher or ExpertPolicy(env)
+    try:
+        from environments.household import TASK_TYPES
+        task_types = list(TASK_TYPES) if env == "household" else []
+    except ImportError:  # pragma: no cover
+        task_types = []
+
+    results = EvalResults(metadata={"student": engine.name, "env": env, "teacher": teacher.info.name,
+                                    "max_steps": max_steps})
+    scratch = None
+    if store is None:  # collect_async writes as it goes; without a store, keep episodes in memory
+        scratch = _MemoryStore()
+    for split in splits:
+        tasks = load_tasks(env, split)
+        if max_tasks is not None:
+            tasks = tasks[:max_tasks]
+        by_id = {t.task_id: t for t in tasks}
+        for config in configs:
+            policy = _policy(config, engine, teacher, store, env, max_new_tokens)
+            played: list[Trajectory] = []
+
+            def record(traj: Trajectory, name: str = config.name, split: str = split,
+                       played: list[Trajectory] = played) -> None:
+                traj.metadata["evaluation"] = name  # before the writer stores it
+                played.append(traj)
+                if on_episode is not None:
+                    on_episode(name, split, traj)
+
+            if on_config is not None:
+                on_config(config.name, split, len(tasks))
+            target = store if store is not None else scratch
+            plan = plan_episodes(tasks, len(tasks))
+            asyncio.run(collect_async(policy, env, plan, target, workers=len(tasks), max_steps=max_steps,
+                                      on_episode=record))
+            ids = [trajectory_id(t.task_id, policy.info, 0) for t in tasks]
+            fresh = {t.trajectory_id for t in played}
+            earlier = [target.get(i) for i in ids if i not in fresh]  # stored by an earlier run of this config
+            trajectories = played + [t for t in earlier if t is not None]
+            if store is not None and config.cascade is not None:
+                store.upsert(_demonstrations(played, teacher.info, by_id))
+            results.configs.append(ConfigResult.from_trajectories(
+                config.name, trajectories, split=split, description=config.describe(),
+                params=dict(policy.info.params), task_types=task_types))
+    return results
+
+
+class _MemoryStore:
+    """What ``collect_async`` needs from a store, in memory (evaluations run without one)."""
+
+    def __init__(self) -> None:
+        self.items: dict[str, Trajectory] = {}
+
+    def has(self, ids: Any) -> set[str]:
+        return {i for i in ids if i in self.items}
+
+    def upsert(self, trajectories: Any) -> int:
+        batch = [trajectories] if isinstance(trajectories, Trajectory) else list(trajectories)
+        self.items.update((t.trajectory_id, t) for t in batch)
+        return len(batch)
+
+    def get(self, trajectory_id: str) -> Trajectory | None:
+        return self.items.get(trajectory_id)

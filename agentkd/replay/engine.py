@@ -1,0 +1,318 @@
+"""Batched generation for many running episodes, with a prefix cache per episode.
+
+:class:`ReplayEngine` answers one call per environment step for *all* running episodes:
+
+1. **Prefix reuse.** Each episode keeps the key/value cache of its last prompt. A student's prompt
+   at step *t+1* starts with its prompt at step *t* (one conversation per episode), so only the
+   new tokens — the last reply, the new observation — are prefilled. The match is on tokens, never
+   on trust: whatever differs from the cached prefix is recomputed, so a reused cache is always
+   exactly the cache of the current prompt.
+2. **One batched prefill.** The new tokens of all episodes go through the model in one forward
+   pass: cached prefixes are left-padded to a common length, new tokens right-aligned, and a 2-D
+   attention mask (with holes) plus explicit position ids keep every row exact.
+3. **Shared prefill for samples.** For ``n`` samples the prefilled rows are repeated ``n`` times
+   and decoded together; the prompt is computed once.
+4. **One decode loop** for every row: one token per forward pass, finished rows masked out, until
+   every row has stopped or hit ``max_new_tokens``.
+
+Imports torch and transformers only. Works on CPU and CUDA (bf16 + SDPA by default on GPUs).
+"""
+
+from __future__ import annotations
+
+import inspect
+import time
+from collections import OrderedDict
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = ["GenerationRequest", "ReplayEngine", "Sample"]
+
+
+@dataclass
+class GenerationRequest:
+    """One episode's prompt and how to sample from it."""
+
+    key: Hashable  # the episode (its cached prefix is looked up under this key)
+    prompt_ids: list[int]
+    n: int = 1  # samples
+    temperature: float = 0.0  # 0: greedy (then n > 1 gives n identical samples: use n=1)
+    top_p: float = 1.0
+    max_new_tokens: int = 64
+
+
+@dataclass
+class Sample:
+    """One generated reply."""
+
+    token_ids: list[int]  # generated tokens, the stop token included when there was one
+    text: str  # decoded reply without special tokens
+    logprob: float  # sum of the tokens' log-probabilities under the model (temperature 1)
+    finish_reason: str  # "stop" or "length"
+
+    @property
+    def mean_logprob(self) -> float:
+        return self.logprob / max(1, len(self.token_ids))
+
+
+@dataclass
+class _Prefix:
+    """A cached prompt: its tokens and, per layer, keys and values of shape (heads, len, dim)."""
+
+    ids: list[int]
+    kv: list[tuple[Any, Any]]
+
+
+@dataclass
+class EngineStats:
+    """Token counts since the engine was built (or since :meth:`ReplayEngine.reset_stats`)."""
+
+    calls: int = 0
+    prompt_tokens: int = 0  # tokens of all prompts
+    prefilled_tokens: int = 0  # of those, the ones computed (the rest came from the prefix cache)
+    generated_tokens: int = 0
+    seconds: float = 0.0
+    rows: list[int] = field(default_factory=list)  # decode rows per call
+
+
+def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    n = min(len(a), len(b))
+    i = 0
+    while i < n and a[i] == b[i]:
+        i += 1
+    return i
+
+
+class ReplayEngine:
+    """Generates replies for many episodes at once, reusing each episode's cached prompt prefix.
+
+    Args:
+        model: a causal LM (loaded) or anything :func:`agentkd.models.student.load_student` loads.
+        tokenizer: needed with a loaded model.
+        device, dtype: default CUDA + bf16 when there is a GPU, else CPU + float32.
+        max_cached: episodes whose prefix is kept (least recently used ones are dropped).
+        max_rows: most sequences decoded in one forward pass; larger calls run in chunks.
+        seed: seeds sampling (one generator per engine, so runs are repeatable).
+    """
+
+    def __init__(self, model: Any, tokenizer: Any = None, *, device: Any = None, dtype: Any = None,
+                 allow_download: bool = False, max_cached: int = 4096, max_rows: int = 1024, seed: int = 0) -> None:
+        import torch
+
+        from agentkd.models.student import default_device_dtype, load_student
+        from agentkd.policies.hf import stop_token_ids
+
+        self.device, self.dtype = default_device_dtype(device, dtype)
+        if isinstance(model, str | Path):
+            self.name = str(model)
+            self.model, self.tokenizer = load_student(model, dtype=self.dtype, device=self.device,
+                                                      allow_download=allow_download)
+        else:
+            if tokenizer is None:
+                raise ValueError("pass the tokenizer along with a loaded model: ReplayEngine(model, tokenizer)")
+            self.name = str(getattr(model, "name_or_path", "") or type(model).__name__)
+            self.model, self.tokenizer = model.to(self.device), tokenizer
+        self.model.eval()
+        # transformers renamed the cache argument (past_key_values -> cache) during 5.x; the cache object
+        # is updated in place either way.
+        params = inspect.signature(self.model.forward).parameters
+        self._cache_kw = "cache" if "cache" in params else "past_key_values"
+        self.stop_ids = stop_token_ids(self.model, self.tokenizer)
+        pad = self.tokenizer.pad_token_id
+        self.pad_id = pad if pad is not None else (self.stop_ids[0] if self.stop_ids else 0)
+        self.context_length = int(getattr(self.model.config, "max_position_embeddings", 0) or 4096)
+        self.max_cached = max_cached
+        self.max_rows = max_rows
+        self.generator = torch.Generator(device=self.device).manual_seed(seed)
+        self._prefixes: OrderedDict[Hashable, _Prefix] = OrderedDict()
+        self.stats = EngineStats()
+
+    # ---- public -------------------------------------------------------------------------------
+
+    def encode(self, text: str) -> list[int]:
+        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    def forget(self, key: Hashable) -> None:
+        """Drop an episode's cached prefix (e.g. when it ends)."""
+        self._prefixes.pop(key, None)
+
+    def reset_stats(self) -> None:
+        self.stats = EngineStats()
+
+    def generate(self, requests: Sequence[GenerationRequest]) -> list[list[Sample]]:
+        """``request.n`` samples for every request, all requests batched; results in request order."""
+        results: list[list[Sample]] = []
+        chunk: list[GenerationRequest] = []
+        rows = 0
+        for request in requests:  # chunks of at most max_rows decode rows (one request is never split)
+            if chunk and rows + request.n > self.max_rows:
+                results += self._generate(chunk)
+                chunk, rows = [], 0
+            chunk.append(request)
+            rows += request.n
+        if chunk:
+            results += self._generate(chunk)
+        return results
+
+    # ---- internals ----------------------------------------------------------------------------
+
+    def _fit(self, request: GenerationRequest) -> tuple[list[int], int]:
+        """The prompt cut to fit the context with room for the reply, and the reply budget."""
+        max_new = max(1, min(request.max_new_tokens, self.context_length // 2))
+        ids = list(request.prompt_ids)
+        if not ids:
+            ids = [self.pad_id]
+        limit = self.context_length - max_new
+        if len(ids) > limit:  # keep the end: the current observation matters most
+            ids = ids[-limit:]
+        return ids, max_new
+
+    def _generate(self, requests: Sequence[GenerationRequest]) -> list[list[Sample]]:
+        import torch
+        from transformers import DynamicCache
+
+        started = time.perf_counter()
+        prompts, budgets, reused = [], [], []
+        for request in requests:
+            ids, max_new = self._fit(request)
+            prefix = self._prefixes.get(request.key)
+            keep = 0
+            if prefix is not None:
+                keep = min(_common_prefix(prefix.ids, ids), len(ids) - 1)  # always prefill >= 1 token
+            prompts.append(ids)
+            budgets.append(max_new)
+            reused.append((prefix, keep))
+
+        # ---- batched prefill: cached prefixes left-padded, new tokens right-aligned ----
+        batch = len(requests)
+        past_len = max(keep for _, keep in reused)
+        width = max(len(ids) - keep for ids, (_, keep) in zip(prompts, reused, strict=True))
+        device = self.device
+        input_ids = torch.full((batch, width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((batch, past_len + width), dtype=torch.long)
+        positions = torch.zeros((batch, width), dtype=torch.long)
+        for i, (ids, (_, keep)) in enumerate(zip(prompts, reused, strict=True)):
+            new = ids[keep:]
+            input_ids[i, width - len(new):] = torch.tensor(new, dtype=torch.long)
+            mask[i, past_len - keep:past_len] = 1
+            mask[i, past_len + width - len(new):] = 1
+            positions[i, width - len(new):] = torch.arange(keep, keep + len(new))
+        cache = DynamicCache(config=self.model.config)
+        if past_len:
+            cache = DynamicCache(ddp_cache_data=self._stack_prefixes(reused, past_len), config=self.model.config)
+        with torch.inference_mode():
+            out = self.model(input_ids=input_ids.to(device), attention_mask=mask.to(device),
+                             position_ids=positions.to(device), use_cache=True, **{self._cache_kw: cache})
+        self._save_prefixes(requests, prompts, mask, cache)
+        logits = out.logits[:, -1, :].float()
+
+        # ---- samples share their prompt's prefill: repeat the rows, then decode all together ----
+        rows = [i for i, request in enumerate(requests) for _ in range(max(1, request.n))]
+        index = torch.tensor(rows, device=device)
+        cache.batch_select_indices(index)
+        logits = logits[index]
+        mask = mask.to(device)[index]
+        next_pos = torch.tensor([len(prompts[i]) for i in rows], device=device)
+        temperature = torch.tensor([requests[i].temperature for i in rows], device=device, dtype=torch.float32)
+        top_p = torch.tensor([requests[i].top_p for i in rows], device=device, dtype=torch.float32)
+        budget = torch.tensor([budgets[i] for i in rows], device=device)
+        generated = self._decode(logits, cache, mask, next_pos, temperature, top_p, budget)
+
+        results: list[list[Sample]] = [[] for _ in requests]
+        for row, (tokens, logprob, stopped) in zip(rows, generated, strict=True):
+            text = self.tokenizer.decode([t for t in tokens if t not in self.stop_ids], skip_special_tokens=True)
+            results[row].append(Sample(token_ids=tokens, text=text, logprob=logprob,
+                                       finish_reason="stop" if stopped else "length"))
+
+        s = self.stats
+        s.calls += 1
+        s.prompt_tokens += sum(len(ids) for ids in prompts)
+        s.prefilled_tokens += sum(len(ids) - keep for ids, (_, keep) in zip(prompts, reused, strict=True))
+        s.generated_tokens += sum(len(tokens) for tokens, _, _ in generated)
+        s.seconds += time.perf_counter() - started
+        s.rows.append(len(rows))
+        return results
+
+    def _decode(self, logits: Any, cache: Any, mask: Any, next_pos: Any, temperature: Any, top_p: Any,
+                budget: Any) -> list[tuple[list[int], float, bool]]:
+        """Sample until every row stopped or used its budget; (tokens, sum of log-probs, stopped) per row."""
+        import torch
+
+        rows = logits.shape[0]
+        device = logits.device
+        stop = torch.tensor(self.stop_ids or [-1], device=device)
+        done = torch.zeros(rows, dtype=torch.bool, device=device)
+        stopped = torch.zeros(rows, dtype=torch.bool, device=device)
+        logprob = torch.zeros(rows, dtype=torch.float32, device=device)
+        tokens: list[Any] = []
+        step = 0
+        while True:
+            token, token_logprob = self._pick(logits, temperature, top_p)
+            token = torch.where(done, torch.full_like(token, self.pad_id), token)
+            logprob += torch.where(done, torch.zeros_like(token_logprob), token_logprob)
+            tokens.append(torch.where(done, torch.full_like(token, -1), token))
+            step += 1
+            hit_stop = torch.isin(token, stop) & ~done
+            stopped |= hit_stop
+            done |= hit_stop | (step >= budget)
+            if bool(done.all()):
+                break
+            # Feed the new tokens; rows already done see a masked pad.
+            mask = torch.cat([mask, (~done).long().unsqueeze(1)], dim=1)
+            with torch.inference_mode():
+                out = self.model(input_ids=token.unsqueeze(1), attention_mask=mask,
+                                 position_ids=next_pos.unsqueeze(1), use_cache=True, **{self._cache_kw: cache})
+            logits = out.logits[:, -1, :].float()
+            next_pos = next_pos + (~done).long()
+        table = torch.stack(tokens, dim=1).tolist()
+        return [([t for t in row if t >= 0], float(lp), bool(st))
+                for row, lp, st in zip(table, logprob.tolist(), stopped.tolist(), strict=True)]
+
+    def _pick(self, logits: Any, temperature: Any, top_p: Any) -> tuple[Any, Any]:
+        """Next token per row (greedy where temperature is 0, else temperature + nucleus sampling)."""
+        import torch
+
+        logprobs = torch.log_softmax(logits, dim=-1)
+        greedy = logits.argmax(dim=-1)
+        sampling = temperature > 0
+        if not bool(sampling.any()):
+            return greedy, logprobs.gather(1, greedy.unsqueeze(1)).squeeze(1)
+        scaled = logits / temperature.clamp(min=1e-5).unsqueeze(1)
+        probs = torch.softmax(scaled, dim=-1)
+        sorted_probs, order = probs.sort(dim=-1, descending=True)
+        before = sorted_probs.cumsum(dim=-1) - sorted_probs  # mass of the tokens ranked above each one
+        sorted_probs = sorted_probs.masked_fill(before >= top_p.unsqueeze(1), 0.0)
+        choice = torch.multinomial(sorted_probs, 1, generator=self.generator).squeeze(1)
+        sampled = order.gather(1, choice.unsqueeze(1)).squeeze(1)
+        token = torch.where(sampling, sampled, greedy)
+        return token, logprobs.gather(1, token.unsqueeze(1)).squeeze(1)
+
+    def _stack_prefixes(self, reused: list[tuple[_Prefix | None, int]], past_len: int) -> list[tuple[Any, Any]]:
+        """Per layer, (batch, heads, past_len, dim) keys and values: each row's kept prefix, left-padded."""
+
+        layers = []
+        template = next(prefix for prefix, keep in reused if prefix is not None and keep)
+        for layer, (k0, v0) in enumerate(template.kv):
+            keys = k0.new_zeros((len(reused), k0.shape[0], past_len, k0.shape[2]))
+            values = v0.new_zeros((len(reused), v0.shape[0], past_len, v0.shape[2]))
+            for i, (prefix, keep) in enumerate(reused):
+                if prefix is not None and keep:
+                    k, v = prefix.kv[layer]
+                    keys[i, :, past_len - keep:] = k[:, :keep]
+                    values[i, :, past_len - keep:] = v[:, :keep]
+            layers.append((keys, values))
+        return layers
+
+    def _save_prefixes(self, requests: Sequence[GenerationRequest], prompts: list[list[int]], mask: Any,
+                       cache: Any) -> None:
+        """Keep each prompt's keys and values (its unmasked positions) for the episode's next step."""
+        for i, (request, ids) in enumerate(zip(requests, prompts, strict=True)):
+            where = mask[i].nonzero().squeeze(1).to(self.device)
+            kv = [(layer.keys[i].index_select(1, where), layer.values[i].index_select(1, where))
+                  for layer in cache.layers]
+            self._prefixes[request.key] = _Prefix(ids=list(ids), kv=kv)
+            self._prefixes.move_to_end(request.key)
+        while len(self._prefixes) > self.max_cached:
+            self._prefixes.popitem(last=False)

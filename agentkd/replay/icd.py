@@ -1,0 +1,68 @@
+"""In-context distillation: the teacher's most similar recorded steps, shown to the student at every step.
+
+The query is what the store embeds for its own steps (:func:`agentkd.store.step_context`: goal,
+recent actions and results, current observation), so both sides have the same shape. Hits come
+from successful teacher trajectories of the same environment and task type, never from
+evaluation runs, and are added most similar first until the token budget is spent.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable
+from typing import Any
+
+from agentkd.policies.base import PolicyInput
+from agentkd.policies.prompt import format_step
+
+__all__ = ["DemoRetriever"]
+
+
+class DemoRetriever:
+    """Retrieves teacher demonstrations for a batch of policy inputs.
+
+    Args:
+        store: an :class:`~agentkd.store.ExperienceStore` holding teacher trajectories.
+        env: environment whose steps are used.
+        k: most demonstrations per step.
+        max_tokens: token budget of the shown demonstrations (measured with ``count_tokens``).
+        count_tokens: counts a text's tokens (default: 4 characters per token).
+        teacher_kind: policy kind of the teacher's trajectories (``expert``, ``chat_model``).
+    """
+
+    def __init__(self, store: Any, env: str = "household", *, k: int = 3, max_tokens: int = 300,
+                 count_tokens: Callable[[str], int] | None = None, teacher_kind: str = "expert") -> None:
+        self.store, self.env, self.k, self.max_tokens = store, env, k, max_tokens
+        self.count_tokens = count_tokens or (lambda text: len(text) // 4 + 1)
+        self.filters = {"env": env, "policy_kind": teacher_kind, "success": True, "evaluation": False}
+        if store.count_steps(**self.filters) == 0:
+            raise ValueError(
+                f"the store at {store.location} has no successful {teacher_kind} steps for env={env}, so there is "
+                f"nothing to show the student (--icd). Record teacher trajectories first: `agentkd collect --env "
+                f"{env} --teacher expert --store {store.location}`."
+            )
+
+    def describe(self) -> dict[str, Any]:
+        return {"k": self.k, "max_tokens": self.max_tokens, "teacher_kind": self.filters["policy_kind"]}
+
+    def retrieve(self, inputs: list[PolicyInput]) -> list[list[str]]:
+        """Demonstration texts per input (most similar first, within the budget)."""
+        from agentkd.store import step_context
+
+        by_type: dict[str, list[int]] = defaultdict(list)
+        for i, inp in enumerate(inputs):
+            by_type[inp.task.task_type].append(i)
+        shown: list[list[str]] = [[] for _ in inputs]
+        for task_type, members in by_type.items():
+            queries = [step_context(inputs[i].task.goal, inputs[i].history, inputs[i].observation) for i in members]
+            hits = self.store.query_steps_many(queries, k=self.k, task_type=task_type, **self.filters)
+            for i, found in zip(members, hits, strict=True):
+                budget = self.max_tokens
+                for hit in found:
+                    text = f"{hit.document}\n{format_step(hit.thought, hit.action)}"
+                    cost = self.count_tokens(text)
+                    if cost > budget:
+                        break
+                    shown[i].append(text)
+                    budget -= cost
+        return shown

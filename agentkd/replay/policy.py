@@ -1,0 +1,125 @@
+"""The student as a batched policy: greedy or self-consistent, optionally with retrieved teacher steps.
+
+:class:`StudentPolicy` renders every running episode's prompt with the format on the student's
+card (the one it was trained with), asks the :class:`~agentkd.replay.engine.ReplayEngine` for
+``samples`` replies per episode in one batched call, and votes (:func:`~agentkd.replay.vote.vote`).
+With ``samples=1`` it decodes greedily. With a :class:`~agentkd.replay.icd.DemoRetriever`, the
+teacher's most similar recorded steps are shown in the current turn (in-context distillation).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from pathlib import Path
+from typing import Any
+
+from agentkd.models.student import PromptFormat, StudentCard
+from agentkd.policies.base import Decision, PolicyInput
+from agentkd.policies.hf import render_chat
+from agentkd.policies.prompt import build_messages
+from agentkd.replay.cascade import DEFAULT_STUDENT_PRICE, token_cost
+from agentkd.replay.engine import GenerationRequest, ReplayEngine
+from agentkd.replay.vote import vote
+from agentkd.schema import PolicyInfo
+
+__all__ = ["StudentPolicy", "student_fingerprint"]
+
+#: Sampling defaults of self-consistent action generation (the agent-distillation paper's).
+SC_TEMPERATURE, SC_TOP_P = 0.4, 0.8
+
+
+def student_fingerprint(path: str | Path) -> str:
+    """A short hash of a student directory's config and weight files (names, sizes, times).
+
+    Goes into the policy's params, so a retrained student in the same directory gets new
+    trajectory ids instead of being mistaken for the old one.
+    """
+    digest = hashlib.sha256()
+    for file in sorted(Path(path).glob("*")):
+        if file.suffix in (".json", ".safetensors", ".bin") and file.is_file():
+            stat = file.stat()
+            digest.update(f"{file.name}:{stat.st_size}:{stat.st_mtime_ns}".encode())
+    return digest.hexdigest()[:12]
+
+
+class StudentPolicy:
+    """A :class:`~agentkd.policies.base.Policy` for a trained student on the replay engine.
+
+    Args:
+        engine: the engine (or a student directory to build one from).
+        samples: replies per step; 1 decodes greedily, more votes (self-consistency).
+        temperature, top_p: sampling for ``samples`` > 1 (defaults 0.4 and 0.8).
+        max_new_tokens: a reply's token cap (garbage and endless text stop here and count as invalid).
+        prompt: the prompt format (default: the student card's).
+        demos: a retriever of teacher steps for in-context distillation.
+        price: USD per 1M (input, output) tokens, for the episode's cost (see :mod:`agentkd.replay.cascade`).
+        name: the policy's name in trajectories (default: the student's path).
+    """
+
+    def __init__(self, engine: ReplayEngine | str | Path, *, samples: int = 1, temperature: float | None = None,
+                 top_p: float | None = None, max_new_tokens: int = 96, prompt: PromptFormat | None = None,
+                 demos: Any = None, price: tuple[float, float] = DEFAULT_STUDENT_PRICE,
+                 name: str | None = None) -> None:
+        if samples < 1:
+            raise ValueError(f"samples must be at least 1, not {samples}")
+        self.engine = engine if isinstance(engine, ReplayEngine) else ReplayEngine(engine)
+        card = StudentCard.load(self.engine.name) if Path(self.engine.name).is_dir() else None
+        self.prompt = prompt or (card.prompt if card else PromptFormat())
+        self.samples = samples
+        self.temperature = (SC_TEMPERATURE if samples > 1 else 0.0) if temperature is None else temperature
+        self.top_p = (SC_TOP_P if samples > 1 else 1.0) if top_p is None else top_p
+        self.max_new_tokens = max_new_tokens
+        self.demos = demos
+        self.price = price
+        params: dict[str, Any] = {"samples": samples, "temperature": self.temperature, "top_p": self.top_p,
+                                  "max_new_tokens": max_new_tokens, "max_history": self.prompt.max_history,
+                                  "show_admissible": self.prompt.show_admissible}
+        if Path(self.engine.name).is_dir():
+            params["fingerprint"] = student_fingerprint(self.engine.name)
+        if demos is not None:
+            params["icd"] = demos.describe()
+        self.info = PolicyInfo(kind="student", name=name or self.engine.name, params=params)
+
+    def messages(self, inp: PolicyInput, demos: list[str] | None = None) -> list[dict[str, str]]:
+        """The student's prompt for one input (retrieved teacher steps go before the current observation)."""
+        messages = build_messages(inp, self.prompt.max_history, self.prompt.show_admissible)
+        if demos:
+            shown = "\n\n".join(demos)
+            messages[-1] = {"role": "user", "content": f"Similar steps by the teacher:\n{shown}\n\n"
+                                                      f"{messages[-1]['content']}"}
+        return messages
+
+    def cost_usd(self, decision: Decision) -> float:
+        return token_cost(decision.prompt_tokens, decision.completion_tokens, self.price)
+
+    def act(self, inputs: list[PolicyInput]) -> list[Decision]:
+        if not inputs:
+            return []
+        started = time.perf_counter()
+        demos = self.demos.retrieve(inputs) if self.demos is not None else [None] * len(inputs)
+        tokenizer = self.engine.tokenizer
+        requests = []
+        for inp, shown in zip(inputs, demos, strict=True):
+            text = render_chat(tokenizer, self.messages(inp, shown))
+            requests.append(GenerationRequest(
+                key=id(inp.env) if inp.env is not None else inp.task.task_id,
+                prompt_ids=self.engine.encode(text), n=self.samples, temperature=self.temperature,
+                top_p=self.top_p, max_new_tokens=self.max_new_tokens))
+        results = self.engine.generate(requests)
+        latency = (time.perf_counter() - started) / len(inputs)
+
+        decisions = []
+        for inp, request, samples, shown in zip(inputs, requests, results, demos, strict=True):
+            outcome = vote([s.text for s in samples], [s.mean_logprob for s in samples], inp.admissible_actions)
+            best = samples[outcome.winner]
+            p = outcome.parsed
+            decisions.append(Decision(
+                action=p.action, thought=p.thought, raw_output=best.text, valid=p.valid, error=p.error,
+                candidates=outcome.candidates if self.samples > 1 else [],
+                prompt_tokens=len(request.prompt_ids), completion_tokens=sum(len(s.token_ids) for s in samples),
+                latency_s=latency,
+                info={"agreement": round(outcome.agreement, 4), "finish": best.finish_reason,
+                      **({"demos": len(shown)} if shown else {})},
+            ))
+        return decisions

@@ -1,0 +1,62 @@
+"""Self-consistent action generation: k sampled replies in, one action out.
+
+Each sample is parsed with the shared parser; samples that do not parse, or whose action is not
+admissible, are dropped. The remaining ones vote on their *normalised action* (the admissible
+spelling, or case- and space-folded text where the action space is open) — never on what an
+action prints, so candidates that do nothing cannot "agree". The most voted action wins; a tie
+goes to the action whose samples have the higher mean log-probability per token. When no sample
+is valid, the best-scoring sample is used as it is (and the step counts as invalid).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from agentkd.policies.prompt import ParsedAction, parse_output
+from agentkd.schema import Candidate
+
+__all__ = ["Vote", "vote"]
+
+
+@dataclass
+class Vote:
+    """The outcome of one vote."""
+
+    winner: int  # index of the sample whose text stands for the chosen action
+    parsed: ParsedAction  # the winning sample, parsed
+    agreement: float  # votes for the chosen action / all samples (0 when none was valid)
+    candidates: list[Candidate] = field(default_factory=list)  # distinct valid actions with votes, then invalid ones
+
+
+def _key(action: str) -> str:
+    return " ".join(action.split()).casefold()
+
+
+def vote(texts: Sequence[str], mean_logprobs: Sequence[float], admissible: list[str] | None) -> Vote:
+    """Choose one of ``texts`` (the k samples of a step); ``mean_logprobs`` breaks ties."""
+    if not texts:
+        raise ValueError("nothing to vote on: no samples")
+    parsed = [parse_output(text, admissible) for text in texts]
+    groups: dict[str, list[int]] = {}
+    for i, p in enumerate(parsed):
+        if p.valid:
+            groups.setdefault(_key(p.action), []).append(i)
+
+    def score(members: list[int]) -> tuple[int, float]:
+        return len(members), sum(mean_logprobs[i] for i in members) / len(members)
+
+    candidates = [
+        Candidate(action=parsed[members[0]].action, raw=texts[members[0]], valid=True, votes=len(members),
+                  logprob=score(members)[1])
+        for members in sorted(groups.values(), key=score, reverse=True)
+    ]
+    candidates += [Candidate(action=p.action, raw=texts[i], valid=False, votes=0, logprob=mean_logprobs[i])
+                   for i, p in enumerate(parsed) if not p.valid]
+    if groups:
+        members = max(groups.values(), key=score)
+        # The winner's representative: its most likely sample (its thought is the one recorded).
+        winner = max(members, key=lambda i: mean_logprobs[i])
+        return Vote(winner=winner, parsed=parsed[winner], agreement=len(members) / len(texts), candidates=candidates)
+    winner = max(range(len(texts)), key=lambda i: mean_logprobs[i])
+    return Vote(winner=winner, parsed=parsed[winner], agreement=0.0, candidates=candidates)

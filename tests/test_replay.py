@@ -1,0 +1,202 @@
+"""The replay engine, self-consistent voting, the cascade, in-context distillation and evaluation runs."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from agentkd.policies.base import PolicyInput
+from agentkd.policies.expert import ExpertPolicy
+from agentkd.replay.vote import vote
+
+pytest.importorskip("torch")
+
+ADMISSIBLE = ["go to cabinet 1", "go to sinkbasin 1", "open cabinet 1", "look"]
+
+
+@pytest.fixture(scope="module")
+def engine(model_dir):
+    from agentkd.replay.engine import ReplayEngine
+
+    return ReplayEngine(str(model_dir))
+
+
+@pytest.fixture(scope="module")
+def conversations(mixed_store):
+    from agentkd.distill.datasets import trajectory_messages
+
+    wins = sorted((t for t in mixed_store.iterate(success=True)), key=lambda t: t.trajectory_id)[:4]
+    return [trajectory_messages(t) for t in wins]
+
+
+def test_engine_decodes_exactly_like_transformers_generate_and_reuses_prefixes(engine, conversations, model_dir):
+    from agentkd.policies.hf import HFGenerator
+    from agentkd.replay.engine import GenerationRequest
+
+    reference = HFGenerator(str(model_dir))
+    engine.reset_stats()
+    for turn in range(3):  # the prompts of steps 0, 1, 2 of four episodes (different lengths)
+        prompts = [c[: 2 + 2 * turn] for c in conversations]
+        expected = [r.text for r in reference.generate(prompts, max_new_tokens=20)]
+        requests = [GenerationRequest(key=("episode", i), prompt_ids=engine.encode(reference.render(p)),
+                                      max_new_tokens=20) for i, p in enumerate(prompts)]
+        got = [samples[0].text for samples in engine.generate(requests)]
+        assert got == expected
+        if turn == 0:
+            assert engine.stats.prefilled_tokens == engine.stats.prompt_tokens
+    # Later steps prefilled only what was new: far less than their whole prompts.
+    assert engine.stats.prefilled_tokens < 0.6 * engine.stats.prompt_tokens
+
+
+def test_a_prompt_that_differs_from_the_cached_one_is_recomputed(engine, conversations):
+    from agentkd.policies.hf import render_chat
+    from agentkd.replay.engine import GenerationRequest, ReplayEngine
+
+    tok = engine.tokenizer
+    original = engine.encode(render_chat(tok, conversations[0][:4]))
+    edited = [dict(m) for m in conversations[0][:4]]
+    edited[1]["content"] = edited[1]["content"].replace("Your task", "The task")  # early change: little to reuse
+    changed = engine.encode(render_chat(tok, edited))
+    key = "same-episode"
+    engine.generate([GenerationRequest(key=key, prompt_ids=original, max_new_tokens=8)])
+    reused = engine.generate([GenerationRequest(key=key, prompt_ids=changed, max_new_tokens=16)])[0][0]
+    fresh = ReplayEngine(engine.model, engine.tokenizer).generate(
+        [GenerationRequest(key=key, prompt_ids=changed, max_new_tokens=16)])[0][0]
+    assert reused.token_ids == fresh.token_ids
+
+
+def test_samples_share_one_prefill_and_are_repeatable(model_dir, conversations):
+    from agentkd.policies.hf import render_chat
+    from agentkd.replay.engine import GenerationRequest, ReplayEngine
+
+    runs = []
+    for _ in range(2):
+        engine = ReplayEngine(str(model_dir), seed=7)
+        prompt = engine.encode(render_chat(engine.tokenizer, conversations[1][:2]))
+        samples = engine.generate([GenerationRequest(key=0, prompt_ids=prompt, n=6, temperature=1.0,
+                                                     max_new_tokens=12)])[0]
+        assert len(samples) == 6
+        assert engine.stats.prefilled_tokens == len(prompt)  # computed once for all six samples
+        runs.append([s.token_ids for s in samples])
+    assert runs[0] == runs[1]
+    assert len({tuple(ids) for ids in runs[0]}) > 1  # sampling, not six copies
+
+
+def test_vote_majority_then_log_probability_then_fallback():
+    texts = ["Thought: a\nAction: go to cabinet 1", "Action: Go to  cabinet 1.", "Thought: b\nAction: look",
+             "gibberish", "Action: go to the moon"]
+    outcome = vote(texts, [-1.0, -2.0, -0.1, -0.01, -0.05], ADMISSIBLE)
+    assert outcome.parsed.action == "go to cabinet 1" and outcome.winner == 0  # 2 votes beat 1, best sample kept
+    assert outcome.agreement == pytest.approx(2 / 5)
+    valid = [c for c in outcome.candidates if c.valid]
+    assert [(c.action, c.votes) for c in valid] == [("go to cabinet 1", 2), ("look", 1)]
+    assert sum(not c.valid for c in outcome.candidates) == 2  # unparseable and inadmissible are dropped
+
+    tie = vote(["Action: look", "Action: open cabinet 1"], [-3.0, -0.5], ADMISSIBLE)
+    assert tie.parsed.action == "open cabinet 1" and tie.agreement == pytest.approx(0.5)
+
+    none = vote(["nothing", "Action: fly"], [-4.0, -1.0], ADMISSIBLE)
+    assert not none.parsed.valid and none.winner == 1 and none.agreement == 0.0
+
+
+def test_a_garbage_student_is_capped_recorded_and_the_episode_goes_on(engine):
+    from agentkd.agents import play_episode
+    from agentkd.replay.policy import StudentPolicy
+    from environments.household import HouseholdEnv, load_split
+
+    policy = StudentPolicy(engine, samples=4, max_new_tokens=6)
+    trajectory = play_episode(HouseholdEnv(), policy, load_split("valid_unseen")[0], max_steps=4)
+    assert trajectory.num_steps == 4 and not trajectory.success
+    for step in trajectory.steps:
+        assert step.completion_tokens <= 4 * 6
+        assert sum(c.votes for c in step.candidates) <= 4 and len(step.candidates) >= 1
+        assert 0.0 <= step.info["agreement"] <= 1.0
+    assert trajectory.cost_usd > 0
+    assert trajectory.policy.kind == "student" and trajectory.policy.params["samples"] == 4
+
+
+def test_the_cascade_defers_unsure_steps_to_the_teacher_and_prices_them(engine):
+    from agentkd.agents import play_episode
+    from agentkd.replay.cascade import CascadePolicy
+    from agentkd.replay.policy import StudentPolicy
+    from environments.household import HouseholdEnv, load_split
+
+    task = load_split("valid_unseen")[1]
+    student = StudentPolicy(engine, samples=2, max_new_tokens=6)
+    always = play_episode(HouseholdEnv(), CascadePolicy(student, ExpertPolicy(), threshold=1.01), task)
+    assert always.success and all(s.deferred for s in always.steps)  # the expert played every step
+    never = play_episode(HouseholdEnv(), CascadePolicy(student, ExpertPolicy(), threshold=0.0), task, max_steps=3)
+    assert not any(s.deferred for s in never.steps)
+    per_step_always = always.cost_usd / always.num_steps
+    per_step_never = never.cost_usd / never.num_steps
+    assert per_step_always > 10 * per_step_never  # teacher tokens cost far more than the student's
+
+
+def test_in_context_distillation_needs_teacher_steps_and_shows_similar_ones(mixed_store, tmp_path, engine):
+    from agentkd.replay.icd import DemoRetriever
+    from agentkd.replay.policy import StudentPolicy
+    from agentkd.store import ExperienceStore
+    from environments.household import HouseholdEnv, load_split
+
+    empty = ExperienceStore(tmp_path / "empty", spool_dir=tmp_path / "spool")
+    with pytest.raises(ValueError, match="no successful expert steps.*agentkd collect"):
+        DemoRetriever(empty)
+
+    retriever = DemoRetriever(mixed_store, k=3, max_tokens=200)
+    env = HouseholdEnv()
+    task = load_split("valid_unseen")[2]
+    inp = PolicyInput(task=task, observation=env.reset(task), admissible_actions=env.admissible_actions(), env=env)
+    shown = retriever.retrieve([inp])[0]
+    assert 1 <= len(shown) <= 3 and all("Action:" in d for d in shown)
+    assert sum(len(d) // 4 + 1 for d in shown) <= 200
+    policy = StudentPolicy(engine, demos=retriever, max_new_tokens=4)
+    prompt = policy.messages(inp, shown)
+    assert prompt[-1]["content"].startswith("Similar steps by the teacher:") and shown[0] in prompt[-1]["content"]
+    decision = policy.act([inp])[0]
+    assert decision.info["demos"] == len(shown)
+
+
+def test_evaluate_compares_configurations_and_stores_them_marked(model_dir, tmp_path):
+    from agentkd.eval.run import evaluate, parse_configs
+    from agentkd.store import ExperienceStore
+
+    store = ExperienceStore(tmp_path / "store", spool_dir=tmp_path / "spool")
+    configs = parse_configs("greedy,sc@2+cascade@0.6")
+    results = evaluate(str(model_dir), configs, splits=["valid_unseen"], store=store, max_tasks=2, max_steps=3,
+                       max_new_tokens=6)
+    assert [(c.name, c.split, c.metrics.overall.episodes) for c in results.configs] == [
+        ("greedy", "valid_unseen", 2), ("sc@2+cascade@0.6", "valid_unseen", 2)]
+    cascade = results.get("sc@2+cascade@0.6", "valid_unseen").metrics.overall
+    assert cascade.deferral_rate > 0.5  # a random student never agrees with itself enough
+    assert store.count(evaluation=True) == 4
+    assert store.count(policy_kind="expert") == cascade.deferred_steps  # deferred steps became demonstrations
+
+    again = evaluate(str(model_dir), configs[:1], splits=["valid_unseen"], store=store, max_tasks=2, max_steps=3,
+                     max_new_tokens=6)  # already stored: read back, not replayed
+    assert again.configs[0].metrics.overall.episodes == 2 and store.count(evaluation=True) == 4
+
+
+def test_configuration_names_are_checked():
+    from agentkd.eval.run import parse_configs
+
+    assert [c.samples for c in parse_configs("greedy, sc@8, sc@4+icd+cascade@0.5")] == [1, 8, 4]
+    with pytest.raises(ValueError, match="unknown configuration 'beam@3'"):
+        parse_configs("beam@3")
+
+
+def test_the_eval_command_writes_the_report(model_dir, tmp_path):
+    from typer.testing import CliRunner
+
+    from agentkd.cli import app
+
+    out = tmp_path / "report"
+    result = CliRunner().invoke(app, ["eval", "--student", str(model_dir), "--split", "valid_seen", "--max-tasks", "2",
+                                      "--max-steps", "2", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert (out / "report.md").is_file() and (out / "success_by_task_type_valid_seen.png").is_file()
+    assert json.loads((out / "results.json").read_text())["configs"][0]["name"] == "greedy"
+    missing = CliRunner().invoke(app, ["eval", "--student", str(tmp_path / "nope"), "--out", str(out)])
+    assert missing.exit_code == 2 and "does not exist" in missing.output
+    no_store = CliRunner().invoke(app, ["eval", "--student", str(model_dir), "--icd", "--out", str(out)])
+    assert no_store.exit_code == 2 and "--store" in no_store.output

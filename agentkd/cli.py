@@ -384,6 +384,32 @@ def eval_cmd(
         _fail(str(exc))
 
 
+@app.command()
+def demo(
+    workdir: str = typer.Option("runs/demo", help="Where the store, students and report go."),
+    expert_episodes: int = typer.Option(400, min=8, help="Expert episodes on train (SFT data)."),
+    sft_epochs: float = typer.Option(2.0, help="SFT passes over the expert episodes."),
+    rollouts: int = typer.Option(64, min=0, help="SFT-student episodes on train for REDI (0: skip REDI)."),
+    configs: str = typer.Option("greedy,sc@8,sc@8+cascade@0.5", help="Configurations to evaluate."),
+    max_tasks: int = typer.Option(None, min=1, help="Evaluate only the first N tasks of each split."),
+    max_steps: int = typer.Option(30, min=1, help="Step limit per evaluated episode."),
+) -> None:
+    """The whole pipeline on this machine: expert data, tiny student (SFT, REDI), evaluation report."""
+    from rich.console import Console
+
+    from agentkd.demo import DemoConfig, run_demo
+    from agentkd.store import StoreError
+
+    console = Console(soft_wrap=True)
+    config = DemoConfig(workdir=workdir, expert_episodes=expert_episodes, sft_epochs=sft_epochs,
+                        rollouts=rollouts, redi=rollouts > 0, configs=configs, max_tasks=max_tasks,
+                        max_steps=max_steps)
+    try:
+        run_demo(config, console)
+    except (ValueError, StoreError) as exc:
+        _fail(str(exc))
+
+
 @bench_app.command("env")
 def bench_env_cmd(
     games: int = typer.Option(6, help="Games to play (cycling through the six task types)."),

@@ -200,3 +200,22 @@ def test_the_eval_command_writes_the_report(model_dir, tmp_path):
     assert missing.exit_code == 2 and "does not exist" in missing.output
     no_store = CliRunner().invoke(app, ["eval", "--student", str(model_dir), "--icd", "--out", str(out)])
     assert no_store.exit_code == 2 and "--store" in no_store.output
+
+
+def test_samples_against_one_shared_prompt_cache_equal_samples_against_repeated_copies(model_dir, conversations):
+    from agentkd.policies.hf import render_chat
+    from agentkd.replay.engine import GenerationRequest, ReplayEngine
+
+    runs = []
+    for shared in (True, False):
+        engine = ReplayEngine(str(model_dir), seed=11, shared_attention=shared)
+        assert engine.shared_attention is shared
+        prompts = [engine.encode(render_chat(engine.tokenizer, c[:4])) for c in conversations]
+        first = engine.generate([GenerationRequest(key=i, prompt_ids=p, n=3, temperature=0.8, max_new_tokens=16)
+                                 for i, p in enumerate(prompts)])
+        longer = [engine.encode(render_chat(engine.tokenizer, c[:6])) for c in conversations]  # reuses the prefixes
+        second = engine.generate([GenerationRequest(key=i, prompt_ids=p, n=3, temperature=0.8, max_new_tokens=16)
+                                  for i, p in enumerate(longer)])
+        runs.append([(s.token_ids, s.logprob) for samples in first + second for s in samples])
+    assert [ids for ids, _ in runs[0]] == [ids for ids, _ in runs[1]]
+    assert [lp for _, lp in runs[0]] == pytest.approx([lp for _, lp in runs[1]], abs=1e-3)

@@ -10,8 +10,8 @@
 2. **One batched prefill.** The new tokens of all episodes go through the model in one forward
    pass: cached prefixes are left-padded to a common length, new tokens right-aligned, and a 2-D
    attention mask (with holes) plus explicit position ids keep every row exact.
-3. **Shared prefill for samples.** For ``n`` samples the prefilled rows are repeated ``n`` times
-   and decoded together; the prompt is computed once.
+3. **Shared prompt for samples.** For ``n`` samples the prompt is prefilled once, and the samples
+   decode against that one copy of its cache (:mod:`agentkd.replay.shared_prefix`).
 4. **One decode loop** for every row: one token per forward pass, finished rows masked out, until
    every row has stopped or hit ``max_new_tokens``.
 
@@ -27,6 +27,8 @@ from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from agentkd.replay.shared_prefix import SharedPrefix, install, shared_prefix
 
 __all__ = ["GenerationRequest", "ReplayEngine", "Sample"]
 
@@ -77,6 +79,50 @@ class EngineStats:
     rows: list[int] = field(default_factory=list)  # decode rows per call
 
 
+def _growing_cache(model_config: Any, layers: list[tuple[Any, Any]] | None) -> Any:
+    """A DynamicCache whose layers append into preallocated buffers.
+
+    transformers' DynamicLayer concatenates on every update, copying the whole cache once per
+    generated token; for many rows with long prompts that copy dominates decoding on CPU.
+    """
+    from transformers import DynamicCache
+    from transformers.cache_utils import DynamicLayer
+
+    class GrowingLayer(DynamicLayer):
+        def update(self, key_states: Any, value_states: Any, *args: Any, **kwargs: Any) -> tuple[Any, Any]:
+            if not self.is_initialized:
+                self.lazy_initialization(key_states, value_states)
+                self.buffers, self.length = None, 0
+            need = self.length + key_states.shape[-2]
+            if self.buffers is None or need > self.buffers[0].shape[-2]:
+                capacity = max(need + 64, 2 * need)  # doubling: amortised O(1) copies per token
+                grown = []
+                for old, new in ((self.keys, key_states), (self.values, value_states)):
+                    buffer = new.new_empty((*new.shape[:2], capacity, new.shape[-1]))
+                    if self.length:
+                        buffer[..., : self.length, :] = old
+                    grown.append(buffer)
+                self.buffers = tuple(grown)
+            keys, values = self.buffers
+            keys[..., self.length : need, :] = key_states
+            values[..., self.length : need, :] = value_states
+            self.length = need
+            self.keys, self.values = keys[..., :need, :], values[..., :need, :]
+            return self.keys, self.values
+
+        def batch_select_indices(self, indices: Any) -> None:
+            if self.is_initialized and self.length:
+                self.buffers = tuple(b[indices, ...] for b in self.buffers)
+                self.keys, self.values = (b[..., : self.length, :] for b in self.buffers)
+
+    cache = DynamicCache(config=model_config)
+    if all(type(layer) is DynamicLayer for layer in cache.layers):  # full attention everywhere
+        cache.layers = [GrowingLayer() for _ in cache.layers]
+    for layer, (keys, values) in zip(cache.layers, layers or [], strict=False):
+        layer.update(keys, values)
+    return cache
+
+
 def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
     n = min(len(a), len(b))
     i = 0
@@ -95,10 +141,13 @@ class ReplayEngine:
         max_cached: episodes whose prefix is kept (least recently used ones are dropped).
         max_rows: most sequences decoded in one forward pass; larger calls run in chunks.
         seed: seeds sampling (one generator per engine, so runs are repeatable).
+        shared_attention: decode samples against one copy of their prompt's cache
+            (:mod:`agentkd.replay.shared_prefix`); off, the prompt rows are repeated per sample.
     """
 
     def __init__(self, model: Any, tokenizer: Any = None, *, device: Any = None, dtype: Any = None,
-                 allow_download: bool = False, max_cached: int = 4096, max_rows: int = 1024, seed: int = 0) -> None:
+                 allow_download: bool = False, max_cached: int = 4096, max_rows: int = 1024, seed: int = 0,
+                 shared_attention: bool = True) -> None:
         import torch
 
         from agentkd.models.student import default_device_dtype, load_student
@@ -119,6 +168,7 @@ class ReplayEngine:
         # is updated in place either way.
         params = inspect.signature(self.model.forward).parameters
         self._cache_kw = "cache" if "cache" in params else "past_key_values"
+        self.shared_attention = install(self.model) if shared_attention else False
         self.stop_ids = stop_token_ids(self.model, self.tokenizer)
         pad = self.tokenizer.pad_token_id
         self.pad_id = pad if pad is not None else (self.stop_ids[0] if self.stop_ids else 0)
@@ -171,7 +221,6 @@ class ReplayEngine:
 
     def _generate(self, requests: Sequence[GenerationRequest]) -> list[list[Sample]]:
         import torch
-        from transformers import DynamicCache
 
         started = time.perf_counter()
         prompts, budgets, reused = [], [], []
@@ -199,26 +248,33 @@ class ReplayEngine:
             mask[i, past_len - keep:past_len] = 1
             mask[i, past_len + width - len(new):] = 1
             positions[i, width - len(new):] = torch.arange(keep, keep + len(new))
-        cache = DynamicCache(config=self.model.config)
-        if past_len:
-            cache = DynamicCache(ddp_cache_data=self._stack_prefixes(reused, past_len), config=self.model.config)
+        cache = _growing_cache(self.model.config, self._stack_prefixes(reused, past_len) if past_len else None)
         with torch.inference_mode():
             out = self.model(input_ids=input_ids.to(device), attention_mask=mask.to(device),
                              position_ids=positions.to(device), use_cache=True, **{self._cache_kw: cache})
         self._save_prefixes(requests, prompts, mask, cache)
         logits = out.logits[:, -1, :].float()
 
-        # ---- samples share their prompt's prefill: repeat the rows, then decode all together ----
+        # ---- samples share their prompt's prefill; decode all rows together ----
         rows = [i for i, request in enumerate(requests) for _ in range(max(1, request.n))]
         index = torch.tensor(rows, device=device)
-        cache.batch_select_indices(index)
         logits = logits[index]
-        mask = mask.to(device)[index]
+        shared = None
+        samples = {max(1, request.n) for request in requests}
+        if self.shared_attention and len(samples) == 1 and samples != {1}:
+            # One copy of each prompt's cache; the samples attend to it through the shared-prefix attention.
+            shared = SharedPrefix(layers=[(layer.keys, layer.values) for layer in cache.layers],
+                                  prefix_mask=mask.to(device).bool(), samples=samples.pop())
+            cache = _growing_cache(self.model.config, None)
+            mask = torch.zeros((len(rows), 0), dtype=torch.long, device=device)
+        else:  # repeat each prompt's rows once per sample
+            cache.batch_select_indices(index)
+            mask = mask.to(device)[index]
         next_pos = torch.tensor([len(prompts[i]) for i in rows], device=device)
         temperature = torch.tensor([requests[i].temperature for i in rows], device=device, dtype=torch.float32)
         top_p = torch.tensor([requests[i].top_p for i in rows], device=device, dtype=torch.float32)
         budget = torch.tensor([budgets[i] for i in rows], device=device)
-        generated = self._decode(logits, cache, mask, next_pos, temperature, top_p, budget)
+        generated = self._decode(logits, cache, mask, next_pos, temperature, top_p, budget, shared)
 
         results: list[list[Sample]] = [[] for _ in requests]
         for row, (tokens, logprob, stopped) in zip(rows, generated, strict=True):
@@ -236,8 +292,12 @@ class ReplayEngine:
         return results
 
     def _decode(self, logits: Any, cache: Any, mask: Any, next_pos: Any, temperature: Any, top_p: Any,
-                budget: Any) -> list[tuple[list[int], float, bool]]:
-        """Sample until every row stopped or used its budget; (tokens, sum of log-probs, stopped) per row."""
+                budget: Any, shared: SharedPrefix | None = None) -> list[tuple[list[int], float, bool]]:
+        """Sample until every row stopped or used its budget; (tokens, sum of log-probs, stopped) per row.
+
+        ``mask`` covers what each row sees in ``cache``; with ``shared``, ``cache`` holds only the
+        generated tokens and the prompts are attended through the shared-prefix attention.
+        """
         import torch
 
         rows = logits.shape[0]
@@ -262,8 +322,14 @@ class ReplayEngine:
             # Feed the new tokens; rows already done see a masked pad.
             mask = torch.cat([mask, (~done).long().unsqueeze(1)], dim=1)
             with torch.inference_mode():
-                out = self.model(input_ids=token.unsqueeze(1), attention_mask=mask,
-                                 position_ids=next_pos.unsqueeze(1), use_cache=True, **{self._cache_kw: cache})
+                if shared is None:
+                    out = self.model(input_ids=token.unsqueeze(1), attention_mask=mask,
+                                     position_ids=next_pos.unsqueeze(1), use_cache=True, **{self._cache_kw: cache})
+                else:
+                    shared.reply_mask = mask.bool()
+                    with shared_prefix(shared):
+                        out = self.model(input_ids=token.unsqueeze(1), position_ids=next_pos.unsqueeze(1),
+                                         use_cache=True, **{self._cache_kw: cache})
             logits = out.logits[:, -1, :].float()
             next_pos = next_pos + (~done).long()
         table = torch.stack(tokens, dim=1).tolist()

@@ -34,8 +34,8 @@ class DemoConfig:
     redi: bool = True
     configs: str = "greedy,sc@8,sc@8+cascade@0.5"
     splits: tuple[str, ...] = ("valid_seen", "valid_unseen")
-    max_tasks: int | None = None  # per split (None: all)
-    max_steps: int = 30
+    max_tasks: int | None = 48  # per split, the first ones (None: all 140 / 134)
+    max_steps: int = 20
     stage_seconds: dict[str, float] = field(default_factory=dict)
 
 
@@ -80,8 +80,10 @@ def run_demo(config: DemoConfig, console: Any, on_stage: Any = None) -> Any:
         t = time.perf_counter()
         console.print(f"[bold]3/4[/] the SFT student plays {config.rollouts} train tasks; REDI on its failures")
         engine = ReplayEngine(sft_dir)
-        rollouts = asyncio.run(collect_async(StudentPolicy(engine), "household", plan_episodes(
-            train[config.expert_episodes:], config.rollouts), store, workers=config.rollouts, max_steps=20))
+        # The tasks the expert solved: a failure there pairs with the expert's success (trajectory pairs).
+        rollouts = asyncio.run(collect_async(StudentPolicy(engine, max_new_tokens=64), "household", plan_episodes(
+            train[: min(config.rollouts, config.expert_episodes)], config.rollouts), store,
+            workers=config.rollouts, max_steps=20))
         console.print(f"  {rollouts.succeeded}/{rollouts.played} of its rollouts succeeded")
         redi_dir = root / "students" / "redi"
         redi = train_redi(store, sft_dir, redi_dir, RediRunConfig(logging_steps=10))

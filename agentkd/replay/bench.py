@@ -5,8 +5,9 @@
 
 Three comparisons on the same student, tasks and machine, in one run:
 
-1. **k samples vs greedy** — one engine call for a batch of episodes at their first step, with
-   ``k`` samples each vs one greedy reply each; the ratio of wall times (naive sampling costs k×).
+1. **k samples vs greedy** — one engine call for 8 episodes in mid-episode (their previous step
+   cached, as in a run), with ``k`` samples each vs one greedy reply each; the ratio of wall times
+   (naive sampling costs k×).
 2. **batched vs one after another** — the same episodes played all at once (one engine call per
    step for all of them) vs one episode at a time; the ratio of env steps per second.
 3. **prefix reuse vs recompute** — the batched run again with the prefix cache off, so every step
@@ -51,41 +52,47 @@ def _tiny_student(root: Path) -> Path:
 def bench_replay(student: str | Path | None = None, *, episodes: int = 32, samples: int = 8, max_steps: int = 6,
                  max_new_tokens: int = 48, split: str = "valid_unseen") -> dict[str, Any]:
     """The three ratios (and the figures behind them) for ``student`` on the first ``episodes`` tasks."""
-    from agentkd.policies.base import PolicyInput
+    from agentkd.distill.datasets import trajectory_messages
     from agentkd.policies.hf import render_chat
     from agentkd.replay.engine import GenerationRequest, ReplayEngine
     from agentkd.replay.policy import StudentPolicy
-    from environments.household import HouseholdEnv, load_split
+    from agentkd.store.bench import play_expert
+    from environments.household import load_split
 
     with tempfile.TemporaryDirectory(prefix="agentkd-bench-replay-") as tmp:
         path = Path(student) if student is not None else _tiny_student(Path(tmp))
         engine = ReplayEngine(path)
+        shared = engine.shared_attention
         tasks = load_split(split)[:episodes]
         out: dict[str, Any] = {"student": str(student) if student else "random tiny", "episodes": len(tasks),
                                "samples": samples, "max_steps": max_steps, "device": str(engine.device)}
 
-        # 1. one step: k samples vs greedy, same prompts (8 episodes at their first step)
-        policy = StudentPolicy(engine)
-        prompts = []
-        for task in tasks[:8]:
-            env = HouseholdEnv()
-            inp = PolicyInput(task=task, observation=env.reset(task), admissible_actions=env.admissible_actions())
-            prompts.append(engine.encode(render_chat(engine.tokenizer, policy.messages(inp))))
+        # 1. one step: k samples vs greedy, in mid-episode (step 4 of 8 expert episodes, the prefix cache
+        #    warm from step 3, as in a real run), same prompts for both
+        conversations = [trajectory_messages(play_expert(task)) for task in tasks[:8]]
+        turn = min(4, min((len(c) - 3) // 2 for c in conversations))
         timings = {}
-        for name, n, temperature in (("greedy", 1, 0.0), ("sampled", samples, 0.4)):
-            engine.generate([GenerationRequest(key=("warm", i), prompt_ids=p, n=n, temperature=temperature,
-                                               max_new_tokens=max_new_tokens) for i, p in enumerate(prompts)])
-            engine._prefixes.clear()  # time the full step: prefill included
+        for name, n, temperature in (("greedy", 1, 0.0), ("sampled", samples, 0.4), ("repeated", samples, 0.4)):
+            engine.shared_attention = name != "repeated" and engine.shared_attention  # "repeated": k cache copies
+            def call(t: int, n: int = n, temperature: float = temperature, name: str = name) -> list[Any]:
+                return engine.generate([GenerationRequest(
+                    key=(name, i), prompt_ids=engine.encode(render_chat(engine.tokenizer, c[: 2 + 2 * t])), n=n,
+                    temperature=temperature, top_p=0.8, max_new_tokens=max_new_tokens)
+                    for i, c in enumerate(conversations)])
+
+            call(turn - 1)  # the episode's previous step: its prompt is now cached
             started = time.perf_counter()
-            results = engine.generate([GenerationRequest(key=(name, i), prompt_ids=p, n=n, temperature=temperature,
-                                                         top_p=0.8, max_new_tokens=max_new_tokens)
-                                       for i, p in enumerate(prompts)])
+            results = call(turn)
             timings[name] = time.perf_counter() - started
             out[f"{name}_tokens"] = sum(len(s.token_ids) for r in results for s in r)
             out[f"{name}_step_s"] = round(timings[name], 3)
         out["k_vs_greedy_time"] = round(timings["sampled"] / timings["greedy"], 2)
+        out["repeated_vs_greedy_time"] = round(timings["repeated"] / timings["greedy"], 2)
+        engine.shared_attention = shared
+        out["k_vs_greedy_step"] = turn
 
         # 2. and 3. whole episodes: batched vs sequential, prefix reuse vs recompute
+        engine._prefixes.clear()
         greedy = StudentPolicy(engine, max_new_tokens=max_new_tokens)
         steps, seconds = _play(greedy, tasks, workers=len(tasks), max_steps=max_steps)
         out["batched_steps"], out["batched_s"] = steps, round(seconds, 2)

@@ -391,7 +391,7 @@ def demo(
     sft_epochs: float = typer.Option(2.0, help="SFT passes over the expert episodes."),
     rollouts: int = typer.Option(64, min=0, help="SFT-student episodes on train for REDI (0: skip REDI)."),
     configs: str = typer.Option("greedy,sc@8,sc@8+cascade@0.5", help="Configurations to evaluate."),
-    max_tasks: int = typer.Option(48, min=0, help="Evaluate the first N tasks of each split (0: all of them)."),
+    max_tasks: int = typer.Option(40, min=0, help="Evaluate the first N tasks of each split (0: all of them)."),
     max_steps: int = typer.Option(20, min=1, help="Step limit per evaluated episode."),
 ) -> None:
     """The whole pipeline on this machine: expert data, tiny student (SFT, REDI), evaluation report."""

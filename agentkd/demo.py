@@ -34,7 +34,7 @@ class DemoConfig:
     redi: bool = True
     configs: str = "greedy,sc@8,sc@8+cascade@0.5"
     splits: tuple[str, ...] = ("valid_seen", "valid_unseen")
-    max_tasks: int | None = 48  # per split, the first ones (None: all 140 / 134)
+    max_tasks: int | None = 40  # per split, the first ones (None: all 140 / 134)
     max_steps: int = 20
     stage_seconds: dict[str, float] = field(default_factory=dict)
 

@@ -219,3 +219,23 @@ def test_samples_against_one_shared_prompt_cache_equal_samples_against_repeated_
         runs.append([(s.token_ids, s.logprob) for samples in first + second for s in samples])
     assert [ids for ids, _ in runs[0]] == [ids for ids, _ in runs[1]]
     assert [lp for _, lp in runs[0]] == pytest.approx([lp for _, lp in runs[1]], abs=1e-3)
+
+
+@pytest.mark.slow
+def test_the_demo_runs_the_whole_pipeline(tmp_path):
+    from rich.console import Console
+
+    from agentkd.demo import DemoConfig, run_demo
+
+    config = DemoConfig(workdir=str(tmp_path / "demo"), expert_episodes=16, sft_epochs=0.25, rollouts=4,
+                        configs="greedy,sc@2+cascade@0.5", max_tasks=2, max_steps=3)
+    with open(tmp_path / "log.txt", "w") as log:
+        results = run_demo(config, Console(file=log))
+    assert sorted((c.name, c.split) for c in results.configs) == sorted(
+        (name, split) for name in ("greedy", "sc@2+cascade@0.5") for split in ("valid_seen", "valid_unseen"))
+    report = tmp_path / "demo" / "report"
+    assert (report / "report.md").is_file() and (report / "results.json").is_file()
+    for stage in ("expert trajectories", "SFT", "student rollouts + REDI", "evaluation"):
+        assert stage in config.stage_seconds
+    summary = tmp_path / "demo" / "students" / "redi" / "training_summary.json"
+    assert json.loads(summary.read_text())["stage"] == "redi"

@@ -161,6 +161,7 @@ def evaluate(
             plan = plan_episodes(tasks, len(tasks))
             asyncio.run(collect_async(policy, env, plan, target, workers=len(tasks), max_steps=max_steps,
                                       on_episode=record))
+            engine.clear()  # these episodes are over
             ids = [trajectory_id(t.task_id, policy.info, 0) for t in tasks]
             fresh = {t.trajectory_id for t in played}
             earlier = [target.get(i) for i in ids if i not in fresh]  # stored by an earlier run of this config

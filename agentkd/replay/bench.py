@@ -92,13 +92,13 @@ def bench_replay(student: str | Path | None = None, *, episodes: int = 32, sampl
         out["k_vs_greedy_step"] = turn
 
         # 2. and 3. whole episodes: batched vs sequential, prefix reuse vs recompute
-        engine._prefixes.clear()
+        engine.clear()
         greedy = StudentPolicy(engine, max_new_tokens=max_new_tokens)
         steps, seconds = _play(greedy, tasks, workers=len(tasks), max_steps=max_steps)
         out["batched_steps"], out["batched_s"] = steps, round(seconds, 2)
         engine.max_cached = 0  # every step prefills its whole prompt
         steps_nc, seconds_nc = _play(greedy, tasks, workers=len(tasks), max_steps=max_steps)
-        engine.max_cached = 4096
+        engine.max_cached = 1024
         out["recompute_s"] = round(seconds_nc, 2)
         steps_seq, seconds_seq = _play(greedy, tasks, workers=1, max_steps=max_steps)
         out["sequential_steps"], out["sequential_s"] = steps_seq, round(seconds_seq, 2)

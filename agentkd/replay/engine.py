@@ -138,7 +138,8 @@ class ReplayEngine:
         model: a causal LM (loaded) or anything :func:`agentkd.models.student.load_student` loads.
         tokenizer: needed with a loaded model.
         device, dtype: default CUDA + bf16 when there is a GPU, else CPU + float32.
-        max_cached: episodes whose prefix is kept (least recently used ones are dropped).
+        max_cached: episodes whose prefix is kept (least recently used ones are dropped); each holds
+            its prompt's keys and values (2 KB per token for the tiny student, 12 KB at 0.5B size).
         max_rows: most sequences decoded in one forward pass; larger calls run in chunks.
         seed: seeds sampling (one generator per engine, so runs are repeatable).
         shared_attention: decode samples against one copy of their prompt's cache
@@ -146,7 +147,7 @@ class ReplayEngine:
     """
 
     def __init__(self, model: Any, tokenizer: Any = None, *, device: Any = None, dtype: Any = None,
-                 allow_download: bool = False, max_cached: int = 4096, max_rows: int = 1024, seed: int = 0,
+                 allow_download: bool = False, max_cached: int = 1024, max_rows: int = 1024, seed: int = 0,
                  shared_attention: bool = True) -> None:
         import torch
 
@@ -187,6 +188,10 @@ class ReplayEngine:
     def forget(self, key: Hashable) -> None:
         """Drop an episode's cached prefix (e.g. when it ends)."""
         self._prefixes.pop(key, None)
+
+    def clear(self) -> None:
+        """Drop every cached prefix (e.g. between evaluation runs)."""
+        self._prefixes.clear()
 
     def reset_stats(self) -> None:
         self.stats = EngineStats()

@@ -308,44 +308,6 @@ def train_grpo_cmd(
 # ---- evaluation -------------------------------------------------------------------------------------
 
 
-def _progress(console):
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TextColumn("success {task.fields[rate]}"), TimeElapsedColumn(), console=console,
-                    disable=not console.is_terminal)
-
-
-def _run_eval(console, student: str, configs, splits: list[str], store, out: str, **kwargs):
-    """Evaluate with a progress bar per configuration; write results.json and report.md into ``out``."""
-    from agentkd.eval.report import format_table, write_report
-    from agentkd.eval.run import evaluate
-
-    with _progress(console) as progress:
-        bars: dict[tuple[str, str], object] = {}
-        wins: dict[tuple[str, str], list[int]] = {}
-
-        def on_config(name: str, split: str, total: int) -> None:
-            bars[(name, split)] = progress.add_task(f"{name} on {split}", total=total, rate="-")
-            wins[(name, split)] = [0, 0]
-            if not console.is_terminal:
-                print(f"evaluating {name} on {split} ({total} episodes)", flush=True)
-
-        def on_episode(name: str, split: str, trajectory) -> None:
-            won = wins[(name, split)]
-            won[0] += trajectory.success
-            won[1] += 1
-            progress.update(bars[(name, split)], advance=1, rate=f"{won[0] / won[1]:.0%}")
-
-        results = evaluate(student, configs, splits=splits, store=store, on_episode=on_episode, on_config=on_config,
-                           **kwargs)
-    results.save(out)
-    report = write_report(results, out)
-    console.print(format_table(results))
-    console.print(f"report: {report}")
-    return results
-
-
 @app.command("eval")
 def eval_cmd(
     student: str = typer.Option(..., help="The student directory."),
@@ -365,7 +327,7 @@ def eval_cmd(
     """Evaluate a student (greedy, self-consistency, in-context distillation, cascade) and write a report."""
     from rich.console import Console
 
-    from agentkd.eval.run import parse_configs
+    from agentkd.eval.run import evaluate_with_report, parse_configs
     from agentkd.store import ExperienceStore, StoreError
 
     console = Console(soft_wrap=True)
@@ -378,8 +340,9 @@ def eval_cmd(
             name += f"+cascade@{cascade:g}" if cascade is not None else ""
             chosen = parse_configs(name)
         experience = ExperienceStore(store) if store else None
-        _run_eval(console, student, chosen, [s.strip() for s in split.split(",") if s.strip()], experience, out,
-                  env=env, max_tasks=max_tasks, max_steps=max_steps)
+        splits = [s.strip() for s in split.split(",") if s.strip()]
+        evaluate_with_report(console, student, chosen, splits, experience, out, env=env, max_tasks=max_tasks,
+                             max_steps=max_steps)
     except (ValueError, StoreError) as exc:
         _fail(str(exc))
 

@@ -94,11 +94,10 @@ def run_demo(config: DemoConfig, console: Any, on_stage: Any = None) -> Any:
 
     t = time.perf_counter()
     console.print(f"[bold]4/4[/] evaluating {final_dir} ({config.configs}) on {', '.join(config.splits)}")
-    from agentkd.cli import _run_eval
-    from agentkd.eval.run import parse_configs
+    from agentkd.eval.run import evaluate_with_report, parse_configs
 
-    results = _run_eval(console, str(final_dir), parse_configs(config.configs), list(config.splits), store,
-                        str(root / "report"), max_tasks=config.max_tasks, max_steps=config.max_steps)
+    results = evaluate_with_report(console, str(final_dir), parse_configs(config.configs), list(config.splits),
+                                   store, root / "report", max_tasks=config.max_tasks, max_steps=config.max_steps)
     stage("evaluation", t)
     results.metadata["demo"] = asdict(config)
     results.save(root / "report")

@@ -34,7 +34,6 @@ __all__ = [
     "DataReport",
     "EmptyDatasetError",
     "assistant_text",
-    "dedup_trajectories",
     "grpo_prompts",
     "redi_pairs",
     "sft_conversations",
@@ -105,21 +104,6 @@ def trajectory_messages(traj: Trajectory, fmt: PromptFormat | None = None) -> Me
         raise ValueError("one conversation per episode needs the whole history in the prompt (max_history=None)")
     t = len(traj.steps) - 1
     return [*_prompt_at(traj, t, fmt), {"role": "assistant", "content": assistant_text(traj.steps[t])}]
-
-
-def dedup_trajectories(trajectories: Iterable[Trajectory]) -> tuple[list[Trajectory], int]:
-    """Drop repeats (same task, same action sequence); returns (kept, number dropped)."""
-    seen: set[tuple] = set()
-    kept: list[Trajectory] = []
-    dropped = 0
-    for traj in trajectories:
-        key = _episode_key(traj)
-        if key in seen:
-            dropped += 1
-        else:
-            seen.add(key)
-            kept.append(traj)
-    return kept, dropped
 
 
 def _episode_key(traj: Trajectory) -> tuple:

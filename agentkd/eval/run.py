@@ -21,7 +21,7 @@ from typing import Any
 from agentkd.eval.metrics import ConfigResult, EvalResults
 from agentkd.schema import PolicyInfo, Step, Task, Trajectory, trajectory_id
 
-__all__ = ["EvalConfig", "evaluate", "parse_configs"]
+__all__ = ["EvalConfig", "MemoryStore", "evaluate", "evaluate_with_report", "parse_configs"]
 
 _CONFIG = re.compile(r"^(greedy|sc@(\d+))((?:\+icd|\+cascade@[0-9.]+)*)$")
 
@@ -138,7 +138,7 @@ def evaluate(
                                     "max_steps": max_steps})
     scratch = None
     if store is None:  # collect_async writes as it goes; without a store, keep episodes in memory
-        scratch = _MemoryStore()
+        scratch = MemoryStore()
     for split in splits:
         tasks = load_tasks(env, split)
         if max_tasks is not None:
@@ -174,7 +174,43 @@ def evaluate(
     return results
 
 
-class _MemoryStore:
+def evaluate_with_report(console: Any, student: str | Path | Any, configs: Sequence[EvalConfig],
+                         splits: Sequence[str], store: Any, out: str | Path, **kwargs: Any) -> EvalResults:
+    """:func:`evaluate` with a rich progress bar per configuration, then ``results.json``, ``report.md``
+    and the plots written into ``out`` and the summary table printed (the CLI's and the demo's view)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from agentkd.eval.report import format_table, write_report
+
+    progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                        TextColumn("success {task.fields[rate]}"), TimeElapsedColumn(), console=console,
+                        disable=not console.is_terminal)
+    bars: dict[tuple[str, str], Any] = {}
+    wins: dict[tuple[str, str], list[int]] = {}
+
+    def on_config(name: str, split: str, total: int) -> None:
+        bars[(name, split)] = progress.add_task(f"{name} on {split}", total=total, rate="-")
+        wins[(name, split)] = [0, 0]
+        if not console.is_terminal:  # logs see each configuration start
+            print(f"evaluating {name} on {split} ({total} episodes)", flush=True)
+
+    def on_episode(name: str, split: str, trajectory: Trajectory) -> None:
+        won = wins[(name, split)]
+        won[0] += trajectory.success
+        won[1] += 1
+        progress.update(bars[(name, split)], advance=1, rate=f"{won[0] / won[1]:.0%}")
+
+    with progress:
+        results = evaluate(student, configs, splits=splits, store=store, on_episode=on_episode, on_config=on_config,
+                           **kwargs)
+    results.save(out)
+    report = write_report(results, out)
+    console.print(format_table(results))
+    console.print(f"report: {report}")
+    return results
+
+
+class MemoryStore:
     """What ``collect_async`` needs from a store, in memory (evaluations run without one)."""
 
     def __init__(self) -> None:

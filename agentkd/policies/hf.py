@@ -27,7 +27,8 @@ from agentkd.policies.base import Decision, PolicyInput
 from agentkd.policies.prompt import build_messages, decide_from_text
 from agentkd.schema import PolicyInfo
 
-__all__ = ["GenerationResult", "HFGenerator", "HFPolicy", "left_pad", "render_chat", "stop_token_ids"]
+__all__ = ["GenerationResult", "HFGenerator", "HFPolicy", "LoadedModel", "left_pad", "load_for_generation",
+           "render_chat", "stop_token_ids"]
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +93,46 @@ def left_pad(rows: list[list[int]], pad_id: int) -> tuple[Any, Any]:
     return input_ids, attention_mask
 
 
+@dataclass
+class LoadedModel:
+    """A causal LM ready to generate: the model in eval mode on its device, and what decoding needs."""
+
+    name: str
+    model: Any
+    tokenizer: Any
+    device: Any
+    dtype: Any
+    card: StudentCard | None  # the student card, for a saved agentkd student
+    stop_token_ids: list[int]
+    pad_token_id: int
+    context_length: int
+
+
+def load_for_generation(model: str | Path | Any, tokenizer: Any = None, *, device: Any = None, dtype: Any = None,
+                        allow_download: bool = False, name: str | None = None,
+                        owner: str = "HFGenerator") -> LoadedModel:
+    """Load (or take) a model for generation: device and precision, card, stop and pad tokens, context."""
+    device, dtype = default_device_dtype(device, dtype)
+    card = None
+    if isinstance(model, str | Path):
+        path = Path(model).expanduser()
+        card = StudentCard.load(path) if path.is_dir() else None
+        loaded, loaded_tokenizer = load_student(model, dtype=dtype, device=device, allow_download=allow_download)
+        tokenizer = loaded_tokenizer if tokenizer is None else tokenizer
+        name = name or str(model)
+    else:
+        if tokenizer is None:
+            raise ValueError(f"pass the tokenizer along with a loaded model: {owner}(model, tokenizer)")
+        loaded = model.to(device)
+        name = name or str(getattr(model, "name_or_path", "") or type(model).__name__)
+    loaded.eval()
+    stops = stop_token_ids(loaded, tokenizer)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (stops[0] if stops else 0)
+    context = int(getattr(loaded.config, "max_position_embeddings", 0) or 4096)
+    return LoadedModel(name=name, model=loaded, tokenizer=tokenizer, device=device, dtype=dtype, card=card,
+                       stop_token_ids=stops, pad_token_id=pad, context_length=context)
+
+
 class HFGenerator:
     """Batched chat generation with a local causal language model.
 
@@ -116,34 +157,11 @@ class HFGenerator:
         name: str | None = None,
         max_batch_size: int | None = None,
     ) -> None:
-        self.device, self.dtype = default_device_dtype(device, dtype)
-        self.card: StudentCard | None = None  # the student card, for a saved agentkd student
-        if isinstance(model, str | Path):
-            self.name = name or str(model)
-            if Path(model).expanduser().is_dir():
-                self.card = StudentCard.load(Path(model).expanduser())
-            self.model, self.tokenizer = load_student(model, dtype=self.dtype, device=self.device,
-                                                     allow_download=allow_download)
-            if tokenizer is not None:
-                self.tokenizer = tokenizer
-        else:
-            if tokenizer is None:
-                raise ValueError("pass the tokenizer along with a loaded model: HFGenerator(model, tokenizer)")
-            self.name = name or str(getattr(model, "name_or_path", "") or type(model).__name__)
-            self.model, self.tokenizer = model.to(self.device), tokenizer
-        self.model.eval()
+        # name, model, tokenizer, device, dtype, card, stop_token_ids, pad_token_id, context_length
+        self.__dict__.update(vars(load_for_generation(model, tokenizer, device=device, dtype=dtype,
+                                                      allow_download=allow_download, name=name, owner="HFGenerator")))
         self.max_batch_size = max_batch_size
         self._lock = threading.Lock()  # one generate at a time: concurrent graph nodes share the model
-
-        tok = self.tokenizer
-        self.stop_token_ids = stop_token_ids(self.model, tok)
-        if tok.pad_token_id is not None:
-            self.pad_token_id = tok.pad_token_id
-        elif self.stop_token_ids:
-            self.pad_token_id = self.stop_token_ids[0]
-        else:
-            self.pad_token_id = 0
-        self.context_length = int(getattr(self.model.config, "max_position_embeddings", 0) or 4096)
 
     # ------------------------------------------------------------------------------------------
 

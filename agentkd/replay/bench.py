@@ -31,10 +31,10 @@ __all__ = ["bench_replay"]
 def _play(policy: Any, tasks: list[Any], workers: int, max_steps: int) -> tuple[int, float]:
     """Play ``tasks`` with ``workers`` concurrent episodes; returns (env steps, seconds)."""
     from agentkd.collect import collect_async, plan_episodes
-    from agentkd.eval.run import _MemoryStore
+    from agentkd.eval.run import MemoryStore
 
     started = time.perf_counter()
-    summary = asyncio.run(collect_async(policy, "household", plan_episodes(tasks, len(tasks)), _MemoryStore(),
+    summary = asyncio.run(collect_async(policy, "household", plan_episodes(tasks, len(tasks)), MemoryStore(),
                                         workers=workers, max_steps=max_steps))
     return summary.steps, time.perf_counter() - started
 

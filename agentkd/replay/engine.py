@@ -25,7 +25,6 @@ import time
 from collections import OrderedDict
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from agentkd.replay.shared_prefix import SharedPrefix, install, shared_prefix
@@ -125,6 +124,8 @@ def _growing_cache(model_config: Any, layers: list[tuple[Any, Any]] | None) -> A
 
 def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
     n = min(len(a), len(b))
+    if a[:n] == b[:n]:  # the usual case (the new prompt extends the cached one), compared in C
+        return n
     i = 0
     while i < n and a[i] == b[i]:
         i += 1
@@ -151,29 +152,16 @@ class ReplayEngine:
                  shared_attention: bool = True) -> None:
         import torch
 
-        from agentkd.models.student import default_device_dtype, load_student
-        from agentkd.policies.hf import stop_token_ids
+        from agentkd.policies.hf import load_for_generation
 
-        self.device, self.dtype = default_device_dtype(device, dtype)
-        if isinstance(model, str | Path):
-            self.name = str(model)
-            self.model, self.tokenizer = load_student(model, dtype=self.dtype, device=self.device,
-                                                      allow_download=allow_download)
-        else:
-            if tokenizer is None:
-                raise ValueError("pass the tokenizer along with a loaded model: ReplayEngine(model, tokenizer)")
-            self.name = str(getattr(model, "name_or_path", "") or type(model).__name__)
-            self.model, self.tokenizer = model.to(self.device), tokenizer
-        self.model.eval()
+        # name, model, tokenizer, device, dtype, card, stop_token_ids, pad_token_id, context_length
+        self.__dict__.update(vars(load_for_generation(model, tokenizer, device=device, dtype=dtype,
+                                                      allow_download=allow_download, owner="ReplayEngine")))
         # transformers renamed the cache argument (past_key_values -> cache) during 5.x; the cache object
         # is updated in place either way.
         params = inspect.signature(self.model.forward).parameters
         self._cache_kw = "cache" if "cache" in params else "past_key_values"
         self.shared_attention = install(self.model) if shared_attention else False
-        self.stop_ids = stop_token_ids(self.model, self.tokenizer)
-        pad = self.tokenizer.pad_token_id
-        self.pad_id = pad if pad is not None else (self.stop_ids[0] if self.stop_ids else 0)
-        self.context_length = int(getattr(self.model.config, "max_position_embeddings", 0) or 4096)
         self.max_cached = max_cached
         self.max_rows = max_rows
         self.generator = torch.Generator(device=self.device).manual_seed(seed)
@@ -218,7 +206,7 @@ class ReplayEngine:
         max_new = max(1, min(request.max_new_tokens, self.context_length // 2))
         ids = list(request.prompt_ids)
         if not ids:
-            ids = [self.pad_id]
+            ids = [self.pad_token_id]
         limit = self.context_length - max_new
         if len(ids) > limit:  # keep the end: the current observation matters most
             ids = ids[-limit:]
@@ -244,7 +232,7 @@ class ReplayEngine:
         past_len = max(keep for _, keep in reused)
         width = max(len(ids) - keep for ids, (_, keep) in zip(prompts, reused, strict=True))
         device = self.device
-        input_ids = torch.full((batch, width), self.pad_id, dtype=torch.long)
+        input_ids = torch.full((batch, width), self.pad_token_id, dtype=torch.long)
         mask = torch.zeros((batch, past_len + width), dtype=torch.long)
         positions = torch.zeros((batch, width), dtype=torch.long)
         for i, (ids, (_, keep)) in enumerate(zip(prompts, reused, strict=True)):
@@ -283,7 +271,7 @@ class ReplayEngine:
 
         results: list[list[Sample]] = [[] for _ in requests]
         for row, (tokens, logprob, stopped) in zip(rows, generated, strict=True):
-            text = self.tokenizer.decode([t for t in tokens if t not in self.stop_ids], skip_special_tokens=True)
+            text = self.tokenizer.decode([t for t in tokens if t not in self.stop_token_ids], skip_special_tokens=True)
             results[row].append(Sample(token_ids=tokens, text=text, logprob=logprob,
                                        finish_reason="stop" if stopped else "length"))
 
@@ -307,7 +295,7 @@ class ReplayEngine:
 
         rows = logits.shape[0]
         device = logits.device
-        stop = torch.tensor(self.stop_ids or [-1], device=device)
+        stop = torch.tensor(self.stop_token_ids or [-1], device=device)
         done = torch.zeros(rows, dtype=torch.bool, device=device)
         stopped = torch.zeros(rows, dtype=torch.bool, device=device)
         logprob = torch.zeros(rows, dtype=torch.float32, device=device)
@@ -315,7 +303,7 @@ class ReplayEngine:
         step = 0
         while True:
             token, token_logprob = self._pick(logits, temperature, top_p)
-            token = torch.where(done, torch.full_like(token, self.pad_id), token)
+            token = torch.where(done, torch.full_like(token, self.pad_token_id), token)
             logprob += torch.where(done, torch.zeros_like(token_logprob), token_logprob)
             tokens.append(torch.where(done, torch.full_like(token, -1), token))
             step += 1

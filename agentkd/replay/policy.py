@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from agentkd.models.student import PromptFormat, StudentCard
+from agentkd.models.student import PromptFormat
 from agentkd.policies.base import Decision, PolicyInput
 from agentkd.policies.hf import render_chat
 from agentkd.policies.prompt import build_messages
@@ -64,7 +64,7 @@ class StudentPolicy:
         if samples < 1:
             raise ValueError(f"samples must be at least 1, not {samples}")
         self.engine = engine if isinstance(engine, ReplayEngine) else ReplayEngine(engine)
-        card = StudentCard.load(self.engine.name) if Path(self.engine.name).is_dir() else None
+        card = self.engine.card
         self.prompt = prompt or (card.prompt if card else PromptFormat())
         self.samples = samples
         self.temperature = (SC_TEMPERATURE if samples > 1 else 0.0) if temperature is None else temperature

@@ -12,14 +12,16 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from agentkd.distill.datasets import DataReport, EmptyDatasetError, trajectory_messages
 from agentkd.models.student import StudentCard
 from agentkd.schema import Trajectory
 
-__all__ = ["SUMMARY_FILE", "finish_run", "load_trajectories", "student_texts", "tokens_trained", "training_arguments"]
+__all__ = ["SUMMARY_FILE", "StageConfig", "finish_run", "load_trajectories", "student_texts", "tokens_trained",
+           "training_arguments"]
 
 SUMMARY_FILE = "training_summary.json"
 
@@ -43,6 +45,48 @@ def student_texts(trajectories: Iterable[Trajectory]) -> list[str]:
         if traj.steps:
             texts += [m["content"] for m in trajectory_messages(traj)]
     return texts
+
+
+@dataclass
+class StageConfig:
+    """What every stage's config has (each stage documents its own defaults).
+
+    Attributes:
+        epochs: passes over the data (ignored when ``max_steps`` > 0).
+        max_steps: optimizer steps; ``-1`` trains for ``epochs``.
+        batch_size: examples per device per step.
+        grad_accum: gradient accumulation steps.
+        learning_rate: ``None`` picks the stage's default for the student (:meth:`pick_learning_rate`).
+        warmup_ratio: share of the steps spent warming the learning rate up.
+        logging_steps: log (and record in the summary's losses) every this many steps.
+        seed: seeds data order, sampling and initialisation.
+    """
+
+    #: Default learning rates: (tiny student, LoRA adapters, full fine-tuning of a pretrained model).
+    DEFAULT_RATES: ClassVar[tuple[float, float, float]] = (1e-3, 1e-4, 2e-5)
+
+    epochs: float = 1.0
+    max_steps: int = -1
+    batch_size: int = 8
+    grad_accum: int = 1
+    learning_rate: float | None = None
+    warmup_ratio: float = 0.05
+    logging_steps: int = 5
+    seed: int = 0
+
+    def pick_learning_rate(self, *, tiny: bool, lora: bool = False) -> float:
+        if self.learning_rate is not None:
+            return self.learning_rate
+        tiny_rate, lora_rate, full_rate = self.DEFAULT_RATES
+        return tiny_rate if tiny else lora_rate if lora else full_rate
+
+    def trainer_arguments(self, out_dir: str | Path, learning_rate: float, **overrides: Any) -> dict[str, Any]:
+        """Keyword arguments for the stage's ``TrainingArguments`` (a TRL config or transformers' own)."""
+        return training_arguments(
+            out_dir, num_train_epochs=self.epochs, max_steps=self.max_steps,
+            per_device_train_batch_size=self.batch_size, gradient_accumulation_steps=self.grad_accum,
+            learning_rate=learning_rate, warmup_steps=self.warmup_ratio, logging_steps=self.logging_steps,
+            seed=self.seed, **overrides)
 
 
 def training_arguments(out_dir: str | Path, **overrides: Any) -> dict[str, Any]:

@@ -49,7 +49,7 @@ from agentkd.policies.base import PolicyInput
 from agentkd.policies.hf import left_pad, render_chat, stop_token_ids
 from agentkd.policies.prompt import build_messages, parse_output
 from agentkd.schema import Step, Task
-from agentkd.train.common import finish_run, training_arguments
+from agentkd.train.common import StageConfig, finish_run
 
 __all__ = ["EnvReward", "Episode", "GRPORunConfig", "MultiTurnRollout", "RolloutStats", "env_turn_text",
            "train_grpo"]
@@ -60,10 +60,6 @@ Messages = list[dict[str, str]]
 _SENTINEL = "\u27e6agentkd:end-of-reply\u27e7"
 
 
-def _render(tokenizer: Any, messages: Messages, add_generation_prompt: bool) -> str:
-    return render_chat(tokenizer, messages, add_generation_prompt=add_generation_prompt)
-
-
 def env_turn_text(tokenizer: Any, messages: Messages, user_content: str) -> str:
     """What the chat template writes after an assistant reply to ``messages``, up to the next reply.
 
@@ -71,8 +67,8 @@ def env_turn_text(tokenizer: Any, messages: Messages, user_content: str) -> str:
     (ChatML: ``<|im_end|>\\n<|im_start|>user\\n...<|im_end|>\\n<|im_start|>assistant\\n``). The
     conversation is rendered whole, so templates that treat turns by position still agree.
     """
-    rendered = _render(tokenizer, [*messages, {"role": "assistant", "content": _SENTINEL},
-                                   {"role": "user", "content": user_content}], add_generation_prompt=True)
+    rendered = render_chat(tokenizer, [*messages, {"role": "assistant", "content": _SENTINEL},
+                                       {"role": "user", "content": user_content}])
     return rendered[rendered.rindex(_SENTINEL) + len(_SENTINEL):]
 
 
@@ -221,7 +217,7 @@ class MultiTurnRollout:
             raise KeyError(f"no task starts with this turn (prompts come from grpo_prompts): {first_turn[:80]!r}")
         env = make_env(self.env_name, **self.env_kwargs)
         observation = env.reset(task)
-        prompt_ids = tokenizer(_render(tokenizer, prompt, add_generation_prompt=True),
+        prompt_ids = tokenizer(render_chat(tokenizer, prompt),
                                add_special_tokens=False)["input_ids"]
         budget = min(max_completion_length, context - len(prompt_ids))
         if budget < 1:
@@ -323,24 +319,24 @@ class EnvReward:
 
 
 @dataclass
-class GRPORunConfig:
-    """Settings of a GRPO run (recorded in ``training_summary.json``).
+class GRPORunConfig(StageConfig):
+    """Settings of a GRPO run (recorded in ``training_summary.json``); the shared ones are
+    :class:`~agentkd.train.common.StageConfig`'s.
 
     Attributes:
         env, split: where the tasks come from (:func:`agentkd.envs.load_tasks`).
         max_tasks: train on a random sample of this many tasks (seeded; ``None``: all of them).
         task_types: train on these task types only.
-        max_steps: optimizer steps (GRPO runs are counted in steps, not epochs).
+        max_steps: optimizer steps (GRPO runs are counted in steps, not epochs; default 100).
         num_generations: episodes per task in a group; advantages compare episodes of one task.
         batch_size: episodes per device per step; ``batch_size * grad_accum`` must be a multiple of
             ``num_generations`` (each step rolls out that many episodes).
-        grad_accum: gradient accumulation steps.
         max_turns: most replies (environment steps) per episode.
         max_new_tokens: most tokens per reply.
         max_completion_length: most tokens of a whole episode after its prompt, environment
             turns included; an episode whose next turn would not fit ends there.
         temperature, top_p: sampling of the rollouts (the trainer's log-probs use the same temperature).
-        warmup_ratio: share of the steps spent warming the learning rate up (constant afterwards).
+        warmup_ratio: share of the steps spent warming the learning rate up (default 0; constant afterwards).
         learning_rate: ``None`` picks 1e-4 for tiny students, 2e-5 with LoRA and 1e-6 for full
             fine-tuning of a pretrained model.
         beta: KL coefficient against a reference model. 0 (the default) loads no reference model:
@@ -355,10 +351,12 @@ class GRPORunConfig:
             ``max_completion_length`` takes fewer turns and so collects fewer penalties: leave room
             for ``max_turns`` turns.
         lora: train LoRA adapters (rank ``lora_r``) instead of all weights; merged when saved.
-        logging_steps: log (and record in the summary's losses) every this many steps.
+        logging_steps: default 1 (steps are few and slow).
         tiny_size: model size when the student is ``tiny`` (its tokenizer is trained on the prompts).
-        seed: seeds the task sample, data order, sampling and initialisation.
+        seed: also seeds the task sample.
     """
+
+    DEFAULT_RATES = (1e-4, 2e-5, 1e-6)
 
     env: str = "household"
     split: str = "train"
@@ -366,14 +364,11 @@ class GRPORunConfig:
     task_types: list[str] | None = None
     max_steps: int = 100
     num_generations: int = 8
-    batch_size: int = 8
-    grad_accum: int = 1
     max_turns: int = 20
     max_new_tokens: int = 96
     max_completion_length: int = 2048
     temperature: float = 1.0
     top_p: float = 1.0
-    learning_rate: float | None = None
     warmup_ratio: float = 0.0
     beta: float = 0.0
     epsilon: float = 0.2
@@ -383,15 +378,6 @@ class GRPORunConfig:
     lora_r: int = 16
     tiny_size: str = "tiny"
     logging_steps: int = 1
-    seed: int = 0
-
-
-def _learning_rate(config: GRPORunConfig, tiny: bool) -> float:
-    if config.learning_rate is not None:
-        return config.learning_rate
-    if tiny:
-        return 1e-4
-    return 2e-5 if config.lora else 1e-6
 
 
 def _tasks(config: GRPORunConfig) -> list[Task]:
@@ -434,22 +420,16 @@ def train_grpo(student: str | Path, out_dir: str | Path, config: GRPORunConfig |
     rollout = MultiTurnRollout(config.env, by_prompt, card.prompt, max_turns=config.max_turns,
                                max_new_tokens=config.max_new_tokens)
     report = DataReport(considered=len(tasks), kept=len(rows), tokens=sum(
-        len(tokenizer(_render(tokenizer, row["prompt"], True), add_special_tokens=False)["input_ids"]) for row in rows))
+        len(tokenizer(render_chat(tokenizer, row["prompt"]), add_special_tokens=False)["input_ids"]) for row in rows))
     if len(rows) < len(tasks):
         report.dropped = Counter({"same first turn as another task": len(tasks) - len(rows)})
     if config.lora:
         model = apply_lora(model, r=config.lora_r, alpha=2 * config.lora_r)
 
-    args = GRPOConfig(**training_arguments(
+    args = GRPOConfig(**config.trainer_arguments(
         out_dir,
-        max_steps=config.max_steps,
-        per_device_train_batch_size=config.batch_size,
-        gradient_accumulation_steps=config.grad_accum,
-        learning_rate=_learning_rate(config, card.base.startswith("tiny")),
+        config.pick_learning_rate(tiny=card.base.startswith("tiny"), lora=config.lora),
         lr_scheduler_type="constant_with_warmup",
-        warmup_steps=config.warmup_ratio,
-        logging_steps=config.logging_steps,
-        seed=config.seed,
         num_generations=config.num_generations,
         max_completion_length=config.max_completion_length,
         temperature=config.temperature,

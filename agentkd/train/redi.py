@@ -39,7 +39,7 @@ from transformers import Trainer
 from agentkd.distill.datasets import redi_pairs
 from agentkd.models.student import resolve_student
 from agentkd.schema import Task, Trajectory
-from agentkd.train.common import finish_run, load_trajectories, student_texts, tokens_trained, training_arguments
+from agentkd.train.common import StageConfig, finish_run, load_trajectories, student_texts, tokens_trained
 
 __all__ = ["RediCollator", "RediRunConfig", "RediTrainer", "tokenize_pair", "train_redi"]
 
@@ -47,44 +47,34 @@ _GENERATION_TAG = re.compile(r"\{%-?\s*generation\s*-?%\}")
 
 
 @dataclass
-class RediRunConfig:
-    """Settings of a REDI run (recorded in ``training_summary.json``).
+class RediRunConfig(StageConfig):
+    """Settings of a REDI run (recorded in ``training_summary.json``); the shared ones are
+    :class:`~agentkd.train.common.StageConfig`'s.
 
     Attributes:
         alpha: weight of the rejected (negative) term; the paper found 0.8 stable where 1.0
             (symmetric) degrades as the model learns to push failures down without bound.
-        epochs: passes over the pairs (ignored when ``max_steps`` > 0).
-        max_steps: optimizer steps; ``-1`` trains for ``epochs``.
+        epochs: passes over the pairs (default 1).
         batch_size: pairs per device per step (the forward pass sees twice as many sequences).
-        grad_accum: gradient accumulation steps.
         learning_rate: ``None`` picks 1e-4 for a tiny student (an order below its SFT rate) and
             1e-6 for a pretrained one — REDI refines an SFT model, and the paper used learning
             rates of that order for 1.5B models: larger ones let the negative term run away.
-        warmup_ratio: fraction of the steps spent warming the learning rate up.
         max_length: longest prompt + continuation in tokens; longer pairs are left out.
         step_pairs: add step pairs (needs an environment with an expert).
         trajectory_pairs: add trajectory pairs (failed vs successful episode of a task).
         max_step_pairs_per_episode: step pairs taken from one failed episode at most.
         env, split: which trajectories of the store to use (``None``: all).
-        logging_steps: log loss and log-probs every this many steps.
-        seed: seeds data order.
     """
 
+    DEFAULT_RATES = (1e-4, 1e-6, 1e-6)  # tiny, (no LoRA option), pretrained
+
     alpha: float = 0.8
-    epochs: float = 1.0
-    max_steps: int = -1
-    batch_size: int = 8
-    grad_accum: int = 1
-    learning_rate: float | None = None
-    warmup_ratio: float = 0.05
     max_length: int = 2048
     step_pairs: bool = True
     trajectory_pairs: bool = True
     max_step_pairs_per_episode: int = 2
     env: str | None = "household"
     split: str | None = "train"
-    logging_steps: int = 5
-    seed: int = 0
 
 
 # ---- data: pairs to token ids and loss masks -------------------------------------------------------
@@ -240,12 +230,6 @@ def _step_pair_sources(trajectories: list[Trajectory]) -> tuple[Callable[[str], 
     return make_env, load_task
 
 
-def _learning_rate(config: RediRunConfig, tiny: bool) -> float:
-    if config.learning_rate is not None:
-        return config.learning_rate
-    return 1e-4 if tiny else 1e-6
-
-
 def train_redi(store: Any, student: str | Path, out_dir: str | Path, config: RediRunConfig | None = None, *,
                allow_download: bool = False, callbacks: list[Any] | None = None) -> dict[str, Any]:
     """Refine ``student`` (normally the SFT stage's output directory) with REDI into ``out_dir``.
@@ -273,19 +257,9 @@ def train_redi(store: Any, student: str | Path, out_dir: str | Path, config: Red
         report.extra["step_pairs_skipped"] = "an environment of these trajectories has no expert"
     features = [tokenize_pair(row, tokenizer) for row in rows]
 
-    args = TrainingArguments(**training_arguments(
-        out_dir,
-        num_train_epochs=config.epochs,
-        max_steps=config.max_steps,
-        per_device_train_batch_size=config.batch_size,
-        gradient_accumulation_steps=config.grad_accum,
-        learning_rate=_learning_rate(config, card.base.startswith("tiny")),
-        lr_scheduler_type="cosine",
-        warmup_steps=config.warmup_ratio,
-        logging_steps=config.logging_steps,
-        seed=config.seed,
-        remove_unused_columns=False,
-    ))
+    args = TrainingArguments(**config.trainer_arguments(
+        out_dir, config.pick_learning_rate(tiny=card.base.startswith("tiny")), lr_scheduler_type="cosine",
+        remove_unused_columns=False))
     trainer = RediTrainer(model=model, args=args, train_dataset=Dataset.from_list(features),
                           processing_class=tokenizer, callbacks=callbacks, alpha=config.alpha)
     output = trainer.train()

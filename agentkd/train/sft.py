@@ -22,22 +22,22 @@ from typing import Any
 
 from agentkd.distill.datasets import EmptyDatasetError, sft_conversations
 from agentkd.models.student import apply_lora, resolve_student
-from agentkd.train.common import finish_run, load_trajectories, student_texts, tokens_trained, training_arguments
+from agentkd.train.common import StageConfig, finish_run, load_trajectories, student_texts, tokens_trained
 
 __all__ = ["BATCHING", "SFTRunConfig", "flash_attention_available", "resolve_batching", "train_sft"]
 
 
 @dataclass
-class SFTRunConfig:
-    """Settings of an SFT run (recorded in ``training_summary.json``).
+class SFTRunConfig(StageConfig):
+    """Settings of an SFT run (recorded in ``training_summary.json``); the shared ones are
+    :class:`~agentkd.train.common.StageConfig`'s.
 
     Attributes:
-        epochs: passes over the data (ignored when ``max_steps`` > 0).
-        max_steps: optimizer steps; ``-1`` trains for ``epochs``.
+        epochs: passes over the data (default 3).
         batch_size: examples (or packed rows) per device per step.
-        grad_accum: gradient accumulation steps.
         learning_rate: ``None`` picks 1e-3 for a student trained from scratch, 1e-4 with LoRA and
             2e-5 for full fine-tuning of a pretrained model.
+        weight_decay: AdamW weight decay.
         max_length: longest example in tokens (and packed row length).
         overlong: ``"truncate"`` (cut whole turns from the end) or ``"drop"`` for longer episodes.
         batching: ``auto``, ``packed``, ``grouped`` or ``padded`` (see the module docstring).
@@ -45,15 +45,10 @@ class SFTRunConfig:
         task_types: train on these task types only.
         success_only: train on successful trajectories only.
         env, split: which trajectories of the store to use.
-        seed: seeds data order and initialisation.
+        tiny_size: model size when the student is ``tiny``.
     """
 
     epochs: float = 3.0
-    max_steps: int = -1
-    batch_size: int = 8
-    grad_accum: int = 1
-    learning_rate: float | None = None
-    warmup_ratio: float = 0.05
     weight_decay: float = 0.0
     max_length: int = 2048
     overlong: str = "truncate"
@@ -65,16 +60,6 @@ class SFTRunConfig:
     env: str | None = "household"
     split: str | None = "train"
     tiny_size: str = "tiny"
-    logging_steps: int = 5
-    seed: int = 0
-
-
-def _learning_rate(config: SFTRunConfig, from_scratch: bool) -> float:
-    if config.learning_rate is not None:
-        return config.learning_rate
-    if from_scratch:
-        return 1e-3
-    return 1e-4 if config.lora else 2e-5
 
 
 BATCHING = ("auto", "packed", "grouped", "padded")
@@ -134,18 +119,11 @@ def train_sft(store: Any, student: str | Path, out_dir: str | Path, config: SFTR
     if config.lora:
         model = apply_lora(model, r=config.lora_r, alpha=2 * config.lora_r)
 
-    args = SFTConfig(**training_arguments(
+    args = SFTConfig(**config.trainer_arguments(
         out_dir,
-        num_train_epochs=config.epochs,
-        max_steps=config.max_steps,
-        per_device_train_batch_size=config.batch_size,
-        gradient_accumulation_steps=config.grad_accum,
-        learning_rate=_learning_rate(config, from_scratch),
+        config.pick_learning_rate(tiny=from_scratch, lora=config.lora),
         lr_scheduler_type="cosine",
-        warmup_steps=config.warmup_ratio,
         weight_decay=config.weight_decay,
-        logging_steps=config.logging_steps,
-        seed=config.seed,
         max_length=config.max_length,
         packing=batching == "packed",
         train_sampling_strategy="group_by_length" if batching == "grouped" else "random",

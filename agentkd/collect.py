@@ -126,8 +126,13 @@ async def collect_async(policy: Policy, env_name: str, plan: list[tuple[Task, in
 
     async def one(task: Task, seed: int) -> None:
         async with slots:  # held until the writer accepts the trajectory: that bounds the backlog
-            agent = build_env_agent(make_env(env_name, max_steps=max_steps), batching, max_steps=max_steps)
-            trajectory = await run_episode(agent, task, seed=seed, max_steps=max_steps)
+            env = make_env(env_name, max_steps=max_steps)
+            try:
+                agent = build_env_agent(env, batching, max_steps=max_steps)
+                trajectory = await run_episode(agent, task, seed=seed, max_steps=max_steps)
+            finally:
+                if callable(close := getattr(env, "close", None)):  # code environments hold sandboxes
+                    close()
             summary.played += 1
             summary.succeeded += trajectory.success
             summary.steps += trajectory.num_steps

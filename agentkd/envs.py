@@ -5,7 +5,14 @@ from __future__ import annotations
 from agentkd.env import Env
 from agentkd.schema import Task
 
-ENV_NAMES = ("household",)
+ENV_NAMES = ("household", "qa", "math")
+#: How each environment's actions are written: one command line ("text") or a Python block ("code").
+ACTION_FORMATS = {"household": "text", "qa": "code", "math": "code"}
+
+
+def action_format(name: str) -> str:
+    """``"code"`` for environments whose actions are Python code, else ``"text"`` (also for unknown names)."""
+    return ACTION_FORMATS.get(name, "text")
 
 
 def _check(name: str) -> None:
@@ -16,13 +23,17 @@ def _check(name: str) -> None:
 def make_env(name: str, **kwargs) -> Env:
     """A fresh environment instance (one per concurrent episode)."""
     _check(name)
-    from environments.household import HouseholdEnv
+    if name == "household":
+        from environments.household import HouseholdEnv
 
-    return HouseholdEnv(**kwargs)
+        return HouseholdEnv(**kwargs)
+    from environments.code_env import code_env
+
+    return code_env(name, **kwargs)
 
 
 def load_tasks(name: str, split: str) -> list[Task]:
     _check(name)
-    from environments.household import load_split
+    from importlib import import_module
 
-    return load_split(split)
+    return import_module(f"environments.{name}").load_split(split)

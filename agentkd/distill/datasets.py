@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from agentkd.envs import action_format
 from agentkd.models.student import PromptFormat
 from agentkd.policies.base import PolicyInput
 from agentkd.policies.prompt import build_messages, format_step
@@ -70,11 +71,15 @@ def task_of(traj: Trajectory) -> Task:
                 params={})
 
 
-def assistant_text(step: Step) -> str:
-    """What the assistant said at ``step``: the canonical two lines, or the raw text (maybe empty) when it
-    did not parse."""
-    if step.valid:
-        return format_step(step.thought, step.action)
+def _code(env: str) -> bool:
+    return action_format(env) == "code"
+
+
+def assistant_text(step: Step, code: bool = False) -> str:
+    """What the assistant said at ``step``: the canonical reply (``code``: with a Python block), or the raw
+    text (maybe empty) when it did not parse."""
+    if step.valid or (code and not step.raw_output.strip()):  # an expert's code that raised is still its reply
+        return format_step(step.thought, step.action, code)
     return step.raw_output.strip()
 
 
@@ -87,7 +92,7 @@ def _prompt_at(traj: Trajectory, t: int, fmt: PromptFormat) -> Messages:
     if fmt.max_history is None or fmt.max_history >= t:
         # build_messages writes every history turn canonically; keep unparsed turns as they were said.
         for i, step in enumerate(steps[:t]):
-            messages[2 + 2 * i]["content"] = assistant_text(step)
+            messages[2 + 2 * i]["content"] = assistant_text(step, _code(traj.env))
     return messages
 
 
@@ -103,7 +108,7 @@ def trajectory_messages(traj: Trajectory, fmt: PromptFormat | None = None) -> Me
     if fmt.max_history is not None and fmt.max_history < len(traj.steps):
         raise ValueError("one conversation per episode needs the whole history in the prompt (max_history=None)")
     t = len(traj.steps) - 1
-    return [*_prompt_at(traj, t, fmt), {"role": "assistant", "content": assistant_text(traj.steps[t])}]
+    return [*_prompt_at(traj, t, fmt), {"role": "assistant", "content": assistant_text(traj.steps[t], _code(traj.env))}]
 
 
 def _episode_key(traj: Trajectory) -> tuple:
@@ -236,7 +241,7 @@ def _expert_pairs_for(traj: Trajectory, make_env: Callable[[], Any], task: Task,
             _, reward, done, info = env.step(next_choice[1])
             next_choice = None if done else env.expert_action()
         if done and (info.get("won") or reward > 0):
-            pairs.append((t, format_step(thought, action)))
+            pairs.append((t, format_step(thought, action, _code(task.env))))
     return pairs
 
 
@@ -315,7 +320,7 @@ def redi_pairs(
                                               max_step_pairs_per_episode):
                 prompt = _prompt_at(neg, t, fmt)
                 add(prompt, [{"role": "assistant", "content": reply}],
-                    [{"role": "assistant", "content": assistant_text(neg.steps[t])}], "step", neg)
+                    [{"role": "assistant", "content": assistant_text(neg.steps[t], _code(neg.env))}], "step", neg)
     report.kept = len(rows)
     report.extra["pairs"] = dict(kinds)
     if not rows:

@@ -16,11 +16,14 @@ lenient about format — label spelling and case, markdown, quotes, trailing pun
 from __future__ import annotations
 
 import re
+import textwrap
 from dataclasses import dataclass
 
+from agentkd.envs import action_format
 from agentkd.policies.base import Decision, PolicyInput
 
-__all__ = ["SYSTEM_PROMPT", "ParsedAction", "build_messages", "decide_from_text", "format_step", "parse_output"]
+__all__ = ["CODE_SYSTEM_PROMPT", "SYSTEM_PROMPT", "ParsedAction", "build_messages", "decide_from_text", "format_step",
+           "parse_output"]
 
 SYSTEM_PROMPT = (
     "You are an agent acting in a text environment. Each turn you see an observation; reply with "
@@ -30,17 +33,29 @@ SYSTEM_PROMPT = (
     "When a list of admissible actions is given, the action must be copied exactly from that list."
 )
 
+#: For environments whose actions are Python code (``action_format(env) == "code"``).
+CODE_SYSTEM_PROMPT = (
+    "You are an agent that solves tasks by writing Python code. Each turn you see an observation; reply with:\n"
+    "Thought: <your reasoning about what to do next>\n"
+    "Code:\n```py\n<python code>\n```\n"
+    "The code runs in a persistent interpreter with the tools described in the task. Use print() to see "
+    "values; call final_answer(answer) when you know the answer."
+)
 
-def format_step(thought: str, action: str) -> str:
-    """The assistant turn for one step, as the model is asked to write it."""
+
+def format_step(thought: str, action: str, code: bool = False) -> str:
+    """The assistant turn for one step, as the model is asked to write it (``code``: a Python block)."""
+    if code:
+        return f"Thought: {thought.strip()}\nCode:\n```py\n{action.strip()}\n```"
     return f"Thought: {thought.strip()}\nAction: {action.strip()}"
 
 
-def _system_message(principles: list[str]) -> str:
+def _system_message(principles: list[str], code: bool = False) -> str:
+    prompt = CODE_SYSTEM_PROMPT if code else SYSTEM_PROMPT
     if not principles:
-        return SYSTEM_PROMPT
+        return prompt
     listed = "\n".join(f"- {p.strip()}" for p in principles if p.strip())
-    return f"{SYSTEM_PROMPT}\n\nPrinciples:\n{listed}"
+    return f"{prompt}\n\nPrinciples:\n{listed}"
 
 
 def _current_turn(observation: str, admissible: list[str] | None) -> str:
@@ -74,11 +89,12 @@ def build_messages(
         header += f"({omitted} earlier step{'s' if omitted != 1 else ''} not shown.)\n"
     header += "\n"
 
-    messages = [{"role": "system", "content": _system_message(inp.principles)}]
+    code = action_format(inp.task.env) == "code"
+    messages = [{"role": "system", "content": _system_message(inp.principles, code)}]
     for i, step in enumerate(history):
         turn = f"Observation: {step.observation.strip()}"
         messages.append({"role": "user", "content": header + turn if i == 0 else turn})
-        messages.append({"role": "assistant", "content": format_step(step.thought, step.action)})
+        messages.append({"role": "assistant", "content": format_step(step.thought, step.action, code)})
     current = _current_turn(inp.observation, inp.admissible_actions if show_admissible else None)
     messages.append({"role": "user", "content": current if history else header + current})
     return messages
@@ -157,15 +173,49 @@ def _invalid(thought: str, error: str) -> ParsedAction:
     return ParsedAction(action="", thought=thought, valid=False, error=error)
 
 
-def parse_output(text: str, admissible: list[str] | None) -> ParsedAction:
+# A code action: "Code:" (or "Action:") then a fenced block; the closing fence may be missing only
+# when nothing follows the code (a reply cut at its token cap is caught by the syntax check).
+_CODE_LABEL = re.compile(_PREFIX + r"(?:code|action)[*_`]*[ \t]*[:：][*_`]*[ \t]*", re.IGNORECASE | re.MULTILINE)
+_CODE_BLOCK = re.compile(r"^[ \t]*```[ \t]*(?:py|python|python3)?[ \t]*\n(.*?)(?:^[ \t]*```|\Z)",
+                         re.IGNORECASE | re.MULTILINE | re.DOTALL)
+
+
+def _parse_code(text: str) -> ParsedAction:
+    """Thought and Python code from a code-agent reply; the code must compile."""
+    tagged = [m.group(1) for m in _THINK_TAGS.finditer(text)]
+    body = _THINK_TAGS.sub("\n", text)
+    label = _CODE_LABEL.search(body)
+    block = _CODE_BLOCK.search(body, label.end() if label else 0)
+    if block is not None:
+        code, before = block.group(1), body[: label.start() if label else block.start()]
+    elif label is not None:  # "Code: final_answer(42)" without a fence
+        code, before = body[label.end():], body[: label.start()]
+    else:
+        return _invalid(_clean_thought(body), "no code found: expected 'Code:' and a ```py block")
+    thought = _clean_thought("\n".join([*tagged, _THOUGHT_LABEL.sub("", before)]))
+    code = textwrap.dedent(code).strip("\n").rstrip()
+    if not code.strip():
+        return _invalid(thought, "no code found: the code block is empty")
+    try:
+        compile(code, "<action>", "exec")
+    except (SyntaxError, ValueError) as exc:
+        where = f" (line {exc.lineno})" if getattr(exc, "lineno", None) else ""
+        return _invalid(thought, f"code does not parse: {getattr(exc, 'msg', exc)}{where}")
+    return ParsedAction(action=code, thought=thought)
+
+
+def parse_output(text: str, admissible: list[str] | None, code: bool = False) -> ParsedAction:
     """Read ``Thought`` and ``Action`` from model output ``text``; never raises.
 
     Only the first action counts. With ``admissible`` given, the action must match one of them
     (case-insensitively, whitespace normalised) and is returned in the admissible spelling; an
-    unlabelled output that is exactly an admissible action is accepted too.
+    unlabelled output that is exactly an admissible action is accepted too. With ``code``, the
+    action is the reply's Python block (see :data:`CODE_SYSTEM_PROMPT`), which must compile.
     """
     if not isinstance(text, str) or not text.strip():
         return _invalid("", "no action found: empty output")
+    if code:
+        return _parse_code(text)
 
     # <think>...</think> blocks (reasoning models) are thoughts; the answer follows them.
     tagged = [m.group(1) for m in _THINK_TAGS.finditer(text)]
@@ -210,9 +260,9 @@ def parse_output(text: str, admissible: list[str] | None) -> ParsedAction:
 
 
 def decide_from_text(raw: str, admissible: list[str] | None, *, prompt_tokens: int = 0, completion_tokens: int = 0,
-                     latency_s: float = 0.0) -> Decision:
+                     latency_s: float = 0.0, code: bool = False) -> Decision:
     """A model policy's decision from its output text: parsed action and thought, the raw text kept."""
-    parsed = parse_output(raw, admissible)
+    parsed = parse_output(raw, admissible, code)
     return Decision(action=parsed.action, thought=parsed.thought, raw_output=raw, valid=parsed.valid,
                     error=parsed.error, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
                     latency_s=latency_s)

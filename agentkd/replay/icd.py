@@ -12,6 +12,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
 
+from agentkd.envs import action_format
 from agentkd.policies.base import PolicyInput
 from agentkd.policies.prompt import format_step
 
@@ -53,13 +54,14 @@ class DemoRetriever:
         for i, inp in enumerate(inputs):
             by_type[inp.task.task_type].append(i)
         shown: list[list[str]] = [[] for _ in inputs]
+        code = action_format(self.env) == "code"
         for task_type, members in by_type.items():
             queries = [step_context(inputs[i].task.goal, inputs[i].history, inputs[i].observation) for i in members]
             hits = self.store.query_steps_many(queries, k=self.k, task_type=task_type, **self.filters)
             for i, found in zip(members, hits, strict=True):
                 budget = self.max_tokens
                 for hit in found:
-                    text = f"{hit.document}\n{format_step(hit.thought, hit.action)}"
+                    text = f"{hit.document}\n{format_step(hit.thought, hit.action, code)}"
                     cost = self.count_tokens(text)
                     if cost > budget:
                         break

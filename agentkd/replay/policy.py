@@ -14,13 +14,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+from agentkd.envs import action_format
 from agentkd.models.student import PromptFormat
 from agentkd.policies.base import Decision, PolicyInput
 from agentkd.policies.hf import render_chat
 from agentkd.policies.prompt import build_messages
 from agentkd.replay.cascade import DEFAULT_STUDENT_PRICE, token_cost
 from agentkd.replay.engine import GenerationRequest, ReplayEngine
-from agentkd.replay.vote import vote
+from agentkd.replay.vote import vote, vote_by_outcome
 from agentkd.schema import PolicyInfo
 
 __all__ = ["StudentPolicy", "student_fingerprint"]
@@ -111,7 +112,12 @@ class StudentPolicy:
 
         decisions = []
         for inp, request, samples, shown in zip(inputs, requests, results, demos, strict=True):
-            outcome = vote([s.text for s in samples], [s.mean_logprob for s in samples], inp.admissible_actions)
+            texts, logprobs = [s.text for s in samples], [s.mean_logprob for s in samples]
+            if action_format(inp.task.env) != "code":
+                outcome = vote(texts, logprobs, inp.admissible_actions)
+            else:  # code: with several samples, each candidate runs in its own fork of the episode's sandbox
+                run = getattr(inp.env, "try_action", None) if self.samples > 1 else None
+                outcome = vote_by_outcome(texts, logprobs, run if callable(run) else None)
             best = samples[outcome.winner]
             p = outcome.parsed
             decisions.append(Decision(

@@ -6,17 +6,22 @@ spelling, or case- and space-folded text where the action space is open) — nev
 action prints, so candidates that do nothing cannot "agree". The most voted action wins; a tie
 goes to the action whose samples have the higher mean log-probability per token. When no sample
 is valid, the best-scoring sample is used as it is (and the step counts as invalid).
+
+Code actions (:func:`vote_by_outcome`) cannot be judged by their text: each distinct candidate runs
+in its own fork of the episode's interpreter (``run``, e.g. ``CodeEnv.try_action``); candidates that
+do not compile or raise an error are dropped, and the rest vote on the final answer they give — or,
+when they give none, on what they printed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from agentkd.policies.prompt import ParsedAction, parse_output
 from agentkd.schema import Candidate
 
-__all__ = ["Vote", "vote"]
+__all__ = ["Vote", "vote", "vote_by_outcome"]
 
 
 @dataclass
@@ -42,7 +47,45 @@ def vote(texts: Sequence[str], mean_logprobs: Sequence[float], admissible: list[
     for i, p in enumerate(parsed):
         if p.valid:
             groups.setdefault(_key(p.action), []).append(i)
+    return _count(texts, mean_logprobs, parsed, groups)
 
+
+def vote_by_outcome(texts: Sequence[str], mean_logprobs: Sequence[float],
+                    run: Callable[[str], object] | None) -> Vote:
+    """Choose one of ``texts`` (code-action samples) by what their code does.
+
+    ``run(code)`` returns an outcome with ``observation`` and ``info`` (``info["code_error"]`` when
+    the code failed, ``info["answer"]`` when it gave a final answer); each distinct code runs once.
+    Without ``run`` (nothing to execute with) the samples vote on their code text.
+    """
+    if not texts:
+        raise ValueError("nothing to vote on: no samples")
+    parsed = [parse_output(text, None, code=True) for text in texts]
+    outcomes: dict[str, object] = {}
+    groups: dict[str, list[int]] = {}
+    for i, p in enumerate(parsed):
+        if not p.valid:
+            continue
+        if run is None:
+            groups.setdefault(_key(p.action), []).append(i)
+            continue
+        if p.action not in outcomes:
+            outcomes[p.action] = run(p.action)
+        info = getattr(outcomes[p.action], "info", {})
+        if info.get("code_error"):
+            parsed[i] = ParsedAction(action=p.action, thought=p.thought, valid=False, error=str(info["code_error"]))
+            continue
+        observed = f"answer: {info['answer']}" if "answer" in info else getattr(outcomes[p.action], "observation", "")
+        groups.setdefault(_key(observed), []).append(i)
+    # When every candidate failed, prefer one whose code ran: its error message is what the agent sees next.
+    ran = [i for i, p in enumerate(parsed) if p.action]
+    return _count(texts, mean_logprobs, parsed, groups, fallback=ran)
+
+
+def _count(texts: Sequence[str], mean_logprobs: Sequence[float], parsed: list[ParsedAction],
+           groups: dict[str, list[int]], fallback: list[int] | None = None) -> Vote:
+    """The vote over ``groups`` (key -> indices of the valid samples that agree); with no valid sample, the
+    best-scoring one of ``fallback`` (default: all)."""
     def score(members: list[int]) -> tuple[int, float]:
         return len(members), sum(mean_logprobs[i] for i in members) / len(members)
 
@@ -58,5 +101,5 @@ def vote(texts: Sequence[str], mean_logprobs: Sequence[float], admissible: list[
         # The winner's representative: its most likely sample (its thought is the one recorded).
         winner = max(members, key=lambda i: mean_logprobs[i])
         return Vote(winner=winner, parsed=parsed[winner], agreement=len(members) / len(texts), candidates=candidates)
-    winner = max(range(len(texts)), key=lambda i: mean_logprobs[i])
+    winner = max(fallback or range(len(texts)), key=lambda i: mean_logprobs[i])
     return Vote(winner=winner, parsed=parsed[winner], agreement=0.0, candidates=candidates)

@@ -235,7 +235,7 @@ class MultiTurnRollout:
         content = reply[:-1] if closed else reply
         raw = tokenizer.decode(content, skip_special_tokens=True)
         admissible = ep.env.admissible_actions()
-        parsed = parse_output(raw, admissible)
+        parsed = parse_output(raw, admissible, code=getattr(ep.env, "action_format", "text") == "code")
         observation, reward, done, info = ep.env.step(parsed.action)  # invalid: "" is a no-op, as in replay
         ep.steps.append(Step(
             index=len(ep.steps), observation=ep.observation, thought=parsed.thought, action=parsed.action,

@@ -58,6 +58,7 @@ __all__ = [
     "StoreError",
     "StoreUnavailable",
     "TrajectoryHit",
+    "make_chroma_client",
     "step_context",
 ]
 
@@ -306,6 +307,54 @@ def _parse_jsonl(path: Path) -> Iterator[tuple[int, Trajectory]]:
                 raise BadRecordError(path, number, f"{where}: {first.get('msg')}") from exc
 
 
+def make_chroma_client(
+    location: str | Path,
+    *,
+    create: bool = True,
+    call: Callable[[Callable[[], Any]], Any] | None = None,
+    kind: str = "agentkd store",
+    error: type[Exception] = StoreError,
+) -> Any:
+    """A Chroma client: ``HttpClient`` for an ``http(s)://host:port`` URL, else ``PersistentClient`` on a folder.
+
+    The folder must be new, empty or already hold a Chroma database (``chroma.sqlite3``), so that a
+    typo never turns an unrelated folder into a store; ``create=False`` refuses a missing one. ``call``
+    wraps the server connection (the store passes its retrying wrapper); ``kind`` and ``error`` name the
+    thing in messages (the corpus index shares this function).
+    """
+    import chromadb
+    from chromadb.config import Settings
+
+    settings = Settings(anonymized_telemetry=False)
+    location_text = str(location)
+    if location_text.startswith(("http://", "https://")):
+        url = location_text.rstrip("/")
+        parts = urlsplit(url)
+        if parts.path not in ("", "/") or not parts.hostname:
+            raise error(f"unsupported Chroma server URL {url!r}; use http(s)://host:port")
+        ssl = parts.scheme == "https"
+        port = parts.port or (443 if ssl else 8000)
+
+        def connect() -> Any:
+            return chromadb.HttpClient(host=parts.hostname, port=port, ssl=ssl, settings=settings)
+
+        return call(connect) if call is not None else connect()
+    path = Path(location_text).expanduser()
+    if path.exists() and not path.is_dir():
+        raise error(f"{path} is a file, not an {kind} folder")
+    has_files = path.is_dir() and any(path.iterdir())
+    if has_files and not (path / "chroma.sqlite3").is_file():
+        raise error(
+            f"{path} is not an {kind}: it has files but no Chroma database (chroma.sqlite3); "
+            "choose an empty or new folder"
+        )
+    if not has_files:
+        if not create:
+            raise error(f"no {kind} at {path}; pass create=True to create one")
+        path.mkdir(parents=True, exist_ok=True)
+    return chromadb.PersistentClient(path=str(path), settings=settings)
+
+
 # ---- the store ----------------------------------------------------------------------------------
 
 
@@ -413,32 +462,7 @@ class ExperienceStore:
         return StoreUnavailable(message, url=self.url, spool_file=self.spool_file if spooled else None)
 
     def _make_client(self) -> Any:
-        import chromadb
-        from chromadb.config import Settings
-
-        settings = Settings(anonymized_telemetry=False)
-        if self.is_server:
-            parts = urlsplit(self.url or "")
-            if parts.path not in ("", "/") or not parts.hostname:
-                raise StoreError(f"unsupported Chroma server URL {self.url!r}; use http(s)://host:port")
-            ssl = parts.scheme == "https"
-            port = parts.port or (443 if ssl else 8000)
-            return self._call(lambda: chromadb.HttpClient(host=parts.hostname, port=port, ssl=ssl, settings=settings))
-        assert self.path is not None
-        path = self.path
-        if path.exists() and not path.is_dir():
-            raise StoreError(f"{path} is a file, not an agentkd store folder")
-        has_files = path.is_dir() and any(path.iterdir())
-        if has_files and not (path / "chroma.sqlite3").is_file():
-            raise StoreError(
-                f"{path} is not an agentkd store: it has files but no Chroma database (chroma.sqlite3); "
-                "choose an empty or new folder"
-            )
-        if not has_files:
-            if not self.create:
-                raise StoreError(f"no agentkd store at {path}; pass create=True to create one")
-            path.mkdir(parents=True, exist_ok=True)
-        return chromadb.PersistentClient(path=str(path), settings=settings)
+        return make_chroma_client(self.location, create=self.create, call=self._call)
 
     def _ensure_open(self) -> None:
         if self._client is not None:

@@ -77,7 +77,7 @@ def play(
 
 @app.command()
 def collect(
-    env: str = typer.Option("household", help="Environment (household)."),
+    env: str = typer.Option("household", help="Environment: household, qa or math."),
     split: str = typer.Option("train", help="Split to draw tasks from."),
     teacher: str = typer.Option("expert", help="expert, openai:MODEL, or a local Hugging Face model dir/name."),
     episodes: int = typer.Option(100, min=1, help="Episodes in the run (episode i plays task i mod split size)."),
@@ -311,7 +311,7 @@ def train_grpo_cmd(
 @app.command("eval")
 def eval_cmd(
     student: str = typer.Option(..., help="The student directory."),
-    env: str = typer.Option("household", help="Environment."),
+    env: str = typer.Option("household", help="Environment: household, qa or math."),
     split: str = typer.Option("valid_unseen", help="Split(s), comma-separated."),
     configs: str = typer.Option(None, help="Configurations to compare, comma-separated: greedy, sc@K, and "
                                 "+icd / +cascade@T suffixes (e.g. greedy,sc@8,sc@8+cascade@0.5). "
@@ -323,6 +323,7 @@ def eval_cmd(
     out: str = typer.Option(..., help="Directory for results.json, report.md and plots."),
     max_tasks: int = typer.Option(None, min=1, help="Only the first N tasks of each split."),
     max_steps: int = typer.Option(50, min=1, help="Step limit per episode."),
+    max_new_tokens: int = typer.Option(None, min=1, help="Token cap of a reply (default: the environment's)."),
 ) -> None:
     """Evaluate a student (greedy, self-consistency, in-context distillation, cascade) and write a report."""
     from rich.console import Console
@@ -342,7 +343,7 @@ def eval_cmd(
         experience = ExperienceStore(store) if store else None
         splits = [s.strip() for s in split.split(",") if s.strip()]
         evaluate_with_report(console, student, chosen, splits, experience, out, env=env, max_tasks=max_tasks,
-                             max_steps=max_steps)
+                             max_steps=max_steps, max_new_tokens=max_new_tokens)
     except (ValueError, StoreError) as exc:
         _fail(str(exc))
 
@@ -350,12 +351,15 @@ def eval_cmd(
 @app.command()
 def demo(
     workdir: str = typer.Option("runs/demo", help="Where the store, students and report go."),
+    env: str = typer.Option("household", help="household, or a code-agent environment: qa or math (its rows are "
+                            "added to the same report)."),
     expert_episodes: int = typer.Option(400, min=8, help="Expert episodes on train (SFT data)."),
     sft_epochs: float = typer.Option(2.0, help="SFT passes over the expert episodes."),
     rollouts: int = typer.Option(64, min=0, help="SFT-student episodes on train for REDI (0: skip REDI)."),
     configs: str = typer.Option("greedy,sc@8,sc@8+cascade@0.5", help="Configurations to evaluate."),
     max_tasks: int = typer.Option(40, min=0, help="Evaluate the first N tasks of each split (0: all of them)."),
-    max_steps: int = typer.Option(20, min=1, help="Step limit per evaluated episode."),
+    max_steps: int = typer.Option(None, min=1, help="Step limit per episode (default: 20 household, 8 qa, "
+                                  "6 math)."),
 ) -> None:
     """The whole pipeline on this machine: expert data, tiny student (SFT, REDI), evaluation report."""
     from rich.console import Console
@@ -364,7 +368,7 @@ def demo(
     from agentkd.store import StoreError
 
     console = Console(soft_wrap=True)
-    config = DemoConfig(workdir=workdir, expert_episodes=expert_episodes, sft_epochs=sft_epochs,
+    config = DemoConfig(workdir=workdir, env=env, expert_episodes=expert_episodes, sft_epochs=sft_epochs,
                         rollouts=rollouts, redi=rollouts > 0, configs=configs, max_tasks=max_tasks or None,
                         max_steps=max_steps)
     try:

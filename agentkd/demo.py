@@ -8,7 +8,9 @@
    ``valid_seen`` and ``valid_unseen``; the table is printed and the report written.
 
 Everything lands in ``workdir`` (store, students, report); running the demo again reuses the
-collected trajectories and evaluations of the same student.
+collected trajectories and evaluations of the same student. ``env`` picks the environment
+(``household``, or the code-agent environments ``qa`` and ``math``); each environment's students
+live in their own folder and its rows are added to the one report.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ class DemoConfig:
     """Settings of the demo (the defaults fit about 20 minutes on 2 CPU cores)."""
 
     workdir: str = "runs/demo"
+    env: str = "household"
     expert_episodes: int = 400
     student: str = "tiny"
     sft_epochs: float = 2.0
@@ -34,15 +37,15 @@ class DemoConfig:
     redi: bool = True
     configs: str = "greedy,sc@8,sc@8+cascade@0.5"
     splits: tuple[str, ...] = ("valid_seen", "valid_unseen")
-    max_tasks: int | None = 40  # per split, the first ones (None: all 140 / 134)
-    max_steps: int = 20
+    max_tasks: int | None = 40  # per split, the first ones (None: all of them)
+    max_steps: int | None = None  # None: the environment's EPISODE_LIMITS
     stage_seconds: dict[str, float] = field(default_factory=dict)
 
 
 def run_demo(config: DemoConfig, console: Any, on_stage: Any = None) -> Any:
     """Run the whole pipeline; returns the evaluation results (also written to ``workdir/report``)."""
     from agentkd.collect import collect_async, plan_episodes
-    from agentkd.envs import load_tasks
+    from agentkd.envs import EPISODE_LIMITS, load_tasks
     from agentkd.policies.expert import ExpertPolicy
     from agentkd.replay.engine import ReplayEngine
     from agentkd.replay.policy import StudentPolicy
@@ -50,7 +53,13 @@ def run_demo(config: DemoConfig, console: Any, on_stage: Any = None) -> Any:
     from agentkd.train.redi import RediRunConfig, train_redi
     from agentkd.train.sft import SFTRunConfig, train_sft
 
+    if config.env not in EPISODE_LIMITS:
+        raise ValueError(f"unknown environment {config.env!r}; the demo runs {', '.join(EPISODE_LIMITS)}")
+    env = config.env
+    max_steps = config.max_steps or EPISODE_LIMITS[env][0]
+    max_new_tokens = EPISODE_LIMITS[env][1]
     root = Path(config.workdir)
+    students = root / "students" if env == "household" else root / "students" / env
     store = ExperienceStore(root / "store", spool_dir=root / "spool")
     started = time.perf_counter()
 
@@ -60,17 +69,17 @@ def run_demo(config: DemoConfig, console: Any, on_stage: Any = None) -> Any:
                       f"(total {time.perf_counter() - started:.0f} s)")
 
     t = time.perf_counter()
-    console.print(f"[bold]1/4[/] the expert plays {config.expert_episodes} train tasks into {root / 'store'}")
-    train = load_tasks("household", "train")
-    summary = asyncio.run(collect_async(ExpertPolicy(), "household", plan_episodes(train, config.expert_episodes),
-                                        store, workers=32))
+    console.print(f"[bold]1/4[/] the {env} expert plays {config.expert_episodes} train tasks into {root / 'store'}")
+    train = load_tasks(env, "train")
+    summary = asyncio.run(collect_async(ExpertPolicy(env), env, plan_episodes(train, config.expert_episodes),
+                                        store, workers=32, max_steps=max_steps))
     console.print(f"  {summary.played} played, {summary.already_stored} already stored")
     stage("expert trajectories", t)
 
     t = time.perf_counter()
     console.print(f"[bold]2/4[/] SFT of a {config.student} student on the expert's episodes")
-    sft_dir = root / "students" / "sft"
-    sft = train_sft(store, config.student, sft_dir, SFTRunConfig(epochs=config.sft_epochs, logging_steps=10))
+    sft_dir = students / "sft"
+    sft = train_sft(store, config.student, sft_dir, SFTRunConfig(epochs=config.sft_epochs, env=env, logging_steps=10))
     console.print(f"  loss {sft['losses'][0]['loss']:.2f} → {sft['final_loss']:.2f}, "
                   f"{sft['tokens_per_second']:.0f} tokens/s")
     stage("SFT", t)
@@ -81,12 +90,12 @@ def run_demo(config: DemoConfig, console: Any, on_stage: Any = None) -> Any:
         console.print(f"[bold]3/4[/] the SFT student plays {config.rollouts} train tasks; REDI on its failures")
         engine = ReplayEngine(sft_dir)
         # The tasks the expert solved: a failure there pairs with the expert's success (trajectory pairs).
-        rollouts = asyncio.run(collect_async(StudentPolicy(engine, max_new_tokens=64), "household", plan_episodes(
+        rollouts = asyncio.run(collect_async(StudentPolicy(engine, max_new_tokens=max_new_tokens), env, plan_episodes(
             train[: min(config.rollouts, config.expert_episodes)], config.rollouts), store,
-            workers=config.rollouts, max_steps=20))
+            workers=config.rollouts, max_steps=max_steps))
         console.print(f"  {rollouts.succeeded}/{rollouts.played} of its rollouts succeeded")
-        redi_dir = root / "students" / "redi"
-        redi = train_redi(store, sft_dir, redi_dir, RediRunConfig(logging_steps=10))
+        redi_dir = students / "redi"
+        redi = train_redi(store, sft_dir, redi_dir, RediRunConfig(env=env, logging_steps=10))
         console.print(f"  {redi['data']['kept']} pairs {redi['data'].get('pairs')}, "
                       f"loss {redi['losses'][0]['loss']:.3f} → {redi['final_loss']:.3f}")
         stage("student rollouts + REDI", t)
@@ -97,7 +106,8 @@ def run_demo(config: DemoConfig, console: Any, on_stage: Any = None) -> Any:
     from agentkd.eval.run import evaluate_with_report, parse_configs
 
     results = evaluate_with_report(console, str(final_dir), parse_configs(config.configs), list(config.splits),
-                                   store, root / "report", max_tasks=config.max_tasks, max_steps=config.max_steps)
+                                   store, root / "report", env=env, max_tasks=config.max_tasks, max_steps=max_steps,
+                                   max_new_tokens=max_new_tokens, merge=True)
     stage("evaluation", t)
     results.metadata["demo"] = asdict(config)
     results.save(root / "report")

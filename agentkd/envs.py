@@ -8,6 +8,9 @@ from agentkd.schema import Task
 ENV_NAMES = ("household", "qa", "math")
 #: How each environment's actions are written: one command line ("text") or a Python block ("code").
 ACTION_FORMATS = {"household": "text", "qa": "code", "math": "code"}
+#: Per environment: (step limit of an evaluated episode, token cap of a student's reply). Code replies
+#: are longer than household commands; QA and math episodes need a few steps only.
+EPISODE_LIMITS = {"household": (20, 96), "qa": (8, 192), "math": (6, 256)}
 
 
 def action_format(name: str) -> str:

@@ -13,4 +13,15 @@ fi
 .venv/bin/python -m pip install --quiet "${TORCH_SPEC:-torch==2.13.0}"
 # `official` = the ALFWorld engine (TextWorld + Fast Downward) for conformance tests and benchmarks.
 .venv/bin/python -m pip install --quiet -e ".[dev,official]"
+# bubblewrap isolates the code sandbox (agentkd.tools.CodeSandbox: network, PID and mount namespaces).
+# Without it the sandbox falls back to a weaker, process-only mode and warns.
+if ! command -v bwrap >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    apt-get install -y -qq bubblewrap >/dev/null 2>&1 \
+      || { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq bubblewrap >/dev/null 2>&1; } \
+      || echo "warning: could not install bubblewrap; the code sandbox will run in its weaker mode"
+  else
+    echo "note: install bubblewrap (e.g. sudo apt-get install bubblewrap) for the code sandbox's full isolation"
+  fi
+fi
 echo "agentkd installed in .venv"

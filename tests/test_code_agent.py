@@ -99,3 +99,68 @@ def test_vote_by_outcome_falls_back_to_code_that_ran_when_all_fail():
     # With no executor the samples vote on their code text.
     text_vote = vote_by_outcome([reply("print(1)"), reply("print(1)"), reply("print(2)")], [-1, -1, 0], None)
     assert text_vote.parsed.action == "print(1)" and text_vote.agreement == pytest.approx(2 / 3)
+
+
+# ---- the code environments (real sandbox) ----------------------------------------------------------
+
+
+@pytest.fixture
+def math_env():
+    from agentkd.envs import make_env
+
+    env = make_env("math")
+    yield env
+    env.close()
+
+
+def test_the_math_expert_solves_tasks_through_the_sandboxed_environment(math_env):
+    from agentkd.agents import play_episode
+    from agentkd.policies.expert import ExpertPolicy
+    from environments.math import load_split
+
+    for task in load_split("valid_unseen")[:3]:
+        trajectory = play_episode(math_env, ExpertPolicy("math"), task, max_steps=4)
+        assert trajectory.success and trajectory.num_steps == 2
+        assert "Final answer:" in trajectory.steps[-1].next_observation
+        assert all(step.valid for step in trajectory.steps)
+
+
+def test_try_action_forks_and_step_adopts_only_the_winner(math_env):
+    from environments.math import load_split
+
+    math_env.reset(load_split("valid_seen")[0])
+    math_env.step("x = 41")
+    plus_one, plus_two = "x += 1\nprint(x)", "x += 2\nprint(x)"
+    assert math_env.try_action(plus_one).observation == "42"
+    assert math_env.try_action(plus_two).observation == "43"
+    assert math_env.try_action("print(x)").observation == "41"  # candidates never touch the episode's state
+    observation, reward, done, info = math_env.step(plus_two)  # the winner's fork continues
+    assert observation == "43" and not done and info["admissible"]
+    assert math_env.step("print(x)")[0] == "43"
+    crashed = math_env.try_action("1 / 0")
+    assert "ZeroDivisionError" in crashed.observation and crashed.info["code_error"]
+
+
+def test_a_wrong_final_answer_ends_the_episode_without_reward(math_env):
+    from environments.math import load_split
+
+    math_env.reset(load_split("valid_seen")[1])
+    observation, reward, done, info = math_env.step("final_answer(-1)")
+    assert done and reward == 0.0 and info["won"] is False and "Final answer: -1" in observation
+
+
+def test_a_garbage_student_in_a_code_environment_is_capped_and_the_episode_goes_on(model_dir):
+    from agentkd.agents import play_episode
+    from agentkd.envs import make_env
+    from agentkd.replay.policy import StudentPolicy
+    from environments.math import load_split
+
+    env = make_env("math")
+    try:
+        trajectory = play_episode(env, StudentPolicy(str(model_dir), samples=3, max_new_tokens=8),
+                                  load_split("valid_unseen")[0], max_steps=3)
+    finally:
+        env.close()
+    assert trajectory.num_steps == 3 and not trajectory.success
+    assert not any(step.valid for step in trajectory.steps)
+    assert all(step.raw_output for step in trajectory.steps)

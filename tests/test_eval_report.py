@@ -168,7 +168,7 @@ def test_results_round_trip(tmp_path, results):
     assert set(data) == {"schema_version", "created_at", "metadata", "configs"}
     assert data["schema_version"] == RESULTS_SCHEMA_VERSION
     config = data["configs"][1]
-    assert set(config) == {"name", "split", "description", "params", "metrics", "episodes"}
+    assert set(config) == {"name", "split", "env", "description", "params", "metrics", "episodes"}
     assert set(config["metrics"]) == {"overall", "by_task_type"}
     assert config["metrics"]["overall"]["success_rate"] == 0.5
     assert config["metrics"]["by_task_type"][HEAT]["success_rate"] is None  # null, not NaN
@@ -315,3 +315,13 @@ def test_importing_eval_is_light():
         "assert agentkd.eval.summarize is agentkd.eval.metrics.summarize"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_other_environments_are_their_own_groups_and_merge_into_a_report(tmp_path, results):
+    other = results.configs[0].model_copy(update={"env": "qa"})
+    assert other.group == f"qa/{other.split}" and results.configs[0].group == other.split
+    merged = EvalResults(configs=[*results.configs, other])
+    assert f"qa/{other.split}" in merged.splits and merged.get(other.name, f"qa/{other.split}") is other
+    assert "qa/" in format_table(merged)
+    write_report(merged, tmp_path / "r")
+    assert (tmp_path / "r" / f"success_by_task_type_qa-{other.split}.png").is_file()

@@ -12,7 +12,7 @@ saved as ``results.json``::
       "metadata": {...},                       # free-form: run arguments, host, ...
       "configs": [
         {
-          "name": "sc@8", "split": "valid_unseen",
+          "name": "sc@8", "split": "valid_unseen", "env": "household",
           "description": "self-consistency, 8 samples", "params": {"n": 8},
           "metrics": {
             "overall": {<GroupMetrics>},
@@ -168,10 +168,16 @@ class ConfigResult(BaseModel):
 
     name: str  # e.g. "greedy", "sc@8", "sc@8+cascade0.5", "teacher"
     split: str
+    env: str = "household"
     description: str = ""
     params: JSONParams = Field(default_factory=dict)  # how it was run: samples, threshold, model, ...
     metrics: Metrics
     episodes: list[EpisodeRow] = Field(default_factory=list)
+
+    @property
+    def group(self) -> str:
+        """The split as reports show it: ``valid_unseen`` for household tasks, ``qa/valid_unseen`` otherwise."""
+        return self.split if self.env == "household" else f"{self.env}/{self.split}"
 
     @classmethod
     def from_trajectories(
@@ -237,8 +243,8 @@ class EvalResults(BaseModel):
 
     @property
     def splits(self) -> list[str]:
-        """Splits in order of first appearance."""
-        return list(dict.fromkeys(c.split for c in self.configs))
+        """Splits (``env/split`` outside the household environment) in order of first appearance."""
+        return list(dict.fromkeys(c.group for c in self.configs))
 
     @property
     def names(self) -> list[str]:
@@ -246,13 +252,13 @@ class EvalResults(BaseModel):
         return list(dict.fromkeys(c.name for c in self.configs))
 
     def for_split(self, split: str) -> list[ConfigResult]:
-        return [c for c in self.configs if c.split == split]
+        return [c for c in self.configs if c.group == split]
 
     def get(self, name: str, split: str) -> ConfigResult:
         for config in self.configs:
-            if config.name == name and config.split == split:
+            if config.name == name and config.group == split:
                 return config
-        have = [(c.name, c.split) for c in self.configs]
+        have = [(c.name, c.group) for c in self.configs]
         raise KeyError(f"no configuration {name!r} on split {split!r}; have {have}")
 
     def save(self, path: str | Path) -> Path:

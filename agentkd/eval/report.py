@@ -97,7 +97,7 @@ _SUMMARY_HEADER = (
 def _summary_row(config: ConfigResult) -> list[str]:
     m = config.metrics.overall
     return [
-        config.name, config.split, str(m.episodes), _pct(m.success_rate), _num(m.mean_steps),
+        config.name, config.group, str(m.episodes), _pct(m.success_rate), _num(m.mean_steps),
         _pct(m.invalid_action_rate), _num(m.mean_tokens, 0), _money(m.mean_cost_usd), _pct(m.deferral_rate),
         _seconds(m.mean_wall_time_s),
     ]

@@ -108,7 +108,7 @@ def evaluate(
     teacher: Any = None,
     max_steps: int = 50,
     max_tasks: int | None = None,
-    max_new_tokens: int = 96,
+    max_new_tokens: int | None = None,
     on_episode: Callable[[str, str, Trajectory], None] | None = None,
     on_config: Callable[[str, str, int], None] | None = None,
 ) -> EvalResults:
@@ -118,15 +118,17 @@ def evaluate(
         student: a student directory, or a :class:`~agentkd.replay.engine.ReplayEngine`.
         teacher: the cascade's teacher policy (default: the environment's expert).
         max_tasks: evaluate the first ``max_tasks`` tasks of each split only.
+        max_new_tokens: a reply's token cap (default: the environment's, see ``agentkd.envs.EPISODE_LIMITS``).
         on_episode: called with (config name, split, trajectory) after each episode.
         on_config: called with (config name, split, number of episodes) before a configuration starts.
     """
     from agentkd.collect import collect_async, plan_episodes
-    from agentkd.envs import load_tasks
+    from agentkd.envs import EPISODE_LIMITS, load_tasks
     from agentkd.policies.expert import ExpertPolicy
     from agentkd.replay.engine import ReplayEngine
 
     engine = student if isinstance(student, ReplayEngine) else ReplayEngine(student)
+    max_new_tokens = max_new_tokens or EPISODE_LIMITS.get(env, (0, 96))[1]
     teacher = teacher or ExpertPolicy(env)
     try:
         from environments.household import TASK_TYPES
@@ -168,16 +170,23 @@ def evaluate(
             trajectories = played + [t for t in earlier if t is not None]
             if store is not None and config.cascade is not None:
                 store.upsert(_demonstrations(played, teacher.info, by_id))
-            results.configs.append(ConfigResult.from_trajectories(
+            result = ConfigResult.from_trajectories(
                 config.name, trajectories, split=split, description=config.describe(),
-                params=dict(policy.info.params), task_types=task_types))
+                params=dict(policy.info.params), task_types=task_types)
+            result.env = env
+            results.configs.append(result)
     return results
 
 
 def evaluate_with_report(console: Any, student: str | Path | Any, configs: Sequence[EvalConfig],
-                         splits: Sequence[str], store: Any, out: str | Path, **kwargs: Any) -> EvalResults:
+                         splits: Sequence[str], store: Any, out: str | Path, *, merge: bool = False,
+                         **kwargs: Any) -> EvalResults:
     """:func:`evaluate` with a rich progress bar per configuration, then ``results.json``, ``report.md``
-    and the plots written into ``out`` and the summary table printed (the CLI's and the demo's view)."""
+    and the plots written into ``out`` and the summary table printed (the CLI's and the demo's view).
+
+    With ``merge``, results already in ``out`` (e.g. another environment's) stay in the report unless
+    this run evaluated the same configuration on the same split.
+    """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from agentkd.eval.report import format_table, write_report
@@ -203,6 +212,10 @@ def evaluate_with_report(console: Any, student: str | Path | Any, configs: Seque
     with progress:
         results = evaluate(student, configs, splits=splits, store=store, on_episode=on_episode, on_config=on_config,
                            **kwargs)
+    if merge and (Path(out) / "results.json").is_file():
+        earlier = EvalResults.load(out)
+        fresh = {(c.name, c.group) for c in results.configs}
+        results.configs = [c for c in earlier.configs if (c.name, c.group) not in fresh] + results.configs
     results.save(out)
     report = write_report(results, out)
     console.print(format_table(results))

@@ -1,0 +1,174 @@
+"""Environments whose actions are Python code: multi-hop QA (``qa``) and exact computation (``math``).
+
+The agent writes a block of Python each step; it runs in the episode's own
+:class:`~agentkd.tools.CodeSandbox` (one interpreter per episode, so variables persist), with the
+task's tools (``search`` for QA) callable from inside and ``final_answer(answer)`` ending the
+episode. The observation is what the code printed, the value of its last expression and any error.
+The reward is the task's score of the final answer (QA: exact match, with F1 in ``info``; math: 1
+when the number is right).
+
+Self-consistency needs to see what a candidate *does* before choosing it: :meth:`CodeEnv.try_action`
+runs a candidate in a fork of the episode's sandbox and remembers the fork; when :meth:`CodeEnv.step`
+is then called with that candidate, the fork's outcome is adopted instead of running the code again
+— only the winner's effects continue in the episode, the losers' forks are closed.
+
+Each task package (``environments.qa``, ``environments.math``) supplies ``intro(task)``,
+``expert_step(task, observations)``, ``score(answer, task)`` and, for QA, the corpus tools.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from importlib import import_module
+from typing import Any
+
+from agentkd.schema import Task
+
+__all__ = ["CodeEnv", "StepOutcome", "code_env", "render_result"]
+
+#: Observations longer than this are cut (a student's context is small; the sandbox caps output too).
+MAX_OBSERVATION_CHARS = 1500
+
+
+@dataclass
+class StepOutcome:
+    """What one code action did: the environment's ``step`` return values."""
+
+    observation: str
+    reward: float
+    done: bool
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 40] + f"\n... [{len(text) - limit + 40} characters cut]"
+
+
+def render_result(result: Any, limit: int = MAX_OBSERVATION_CHARS) -> str:
+    """A sandbox :class:`~agentkd.tools.RunResult` as the agent's observation text."""
+    parts = []
+    if result.stdout.strip():
+        parts.append(result.stdout.rstrip())
+    if result.value is not None:
+        parts.append(f"Out: {result.value}")
+    if result.error:
+        parts.append(f"Error: {result.error}")
+    if result.answered:
+        parts.append(f"Final answer: {result.final_answer}")
+    if not parts:
+        parts.append("(no output; print() what you want to see)")
+    return _cut("\n".join(parts), limit)
+
+
+class CodeEnv:
+    """A code-action environment for the tasks of ``environments.<name>`` (``qa`` or ``math``).
+
+    Args:
+        name: the task package (and ``Task.env``).
+        timeout_s, memory_mb, isolation: the sandbox's limits and isolation mode (see
+            :class:`~agentkd.tools.CodeSandbox`).
+        max_steps: accepted for the registry's uniform call; the episode's step cap lives in the agent.
+    """
+
+    action_format = "code"
+
+    def __init__(self, name: str, *, timeout_s: float = 10.0, memory_mb: int = 512, isolation: str = "auto",
+                 max_steps: int | None = None):
+        self.name = name
+        self.tasks = import_module(f"environments.{name}")
+        self.sandbox_options = {"timeout_s": timeout_s, "memory_mb": memory_mb, "isolation": isolation}
+        self.task: Task | None = None
+        self.sandbox: Any = None
+        self.observations: list[str] = []  # what each step showed, for the expert
+        self.done = False
+        self._tried: dict[str, tuple[Any, StepOutcome]] = {}  # candidate code -> (its fork, what it did)
+        self._keep: list[Any] = []  # sandboxes a fork was adopted from: kept alive until the episode ends
+
+    # ---- protocol -------------------------------------------------------------------------------
+
+    def reset(self, task: Task) -> str:
+        from agentkd.tools import CodeSandbox
+
+        if task.env != self.name:
+            raise ValueError(f"task {task.task_id} belongs to {task.env!r}, not {self.name!r}")
+        self.close()
+        self.task, self.done, self.observations = task, False, []
+        tools_for = getattr(self.tasks, "tools", None)
+        self.sandbox = CodeSandbox(tools=tools_for(task) if tools_for else None, **self.sandbox_options)
+        return self.tasks.intro(task)
+
+    def step(self, action: str) -> tuple[str, float, bool, dict[str, Any]]:
+        if self.task is None or self.sandbox is None:
+            raise RuntimeError("reset(task) before step()")
+        if self.done:
+            return "The episode is over.", 0.0, True, {"admissible": False}
+        tried = self._tried.pop(action, None)
+        if tried is not None:  # a self-consistency candidate already ran this in a fork: continue from there
+            self._keep.append(self.sandbox)
+            self.sandbox, outcome = tried
+        else:
+            outcome = self._run(self.sandbox, action)
+        self._close_tried()
+        self.observations.append(outcome.observation)
+        self.done = outcome.done
+        return outcome.observation, outcome.reward, outcome.done, outcome.info
+
+    def admissible_actions(self) -> None:
+        return None  # any Python code
+
+    def expert_action(self) -> tuple[str, str]:
+        if self.task is None:
+            raise RuntimeError("reset(task) before expert_action()")
+        return self.tasks.expert_step(self.task, list(self.observations))
+
+    # ---- self-consistency -----------------------------------------------------------------------
+
+    def try_action(self, action: str) -> StepOutcome:
+        """Run ``action`` in a fork of the current state; the episode is unchanged until ``step(action)``."""
+        if self.sandbox is None:
+            raise RuntimeError("reset(task) before try_action()")
+        if action in self._tried:
+            return self._tried[action][1]
+        fork = self.sandbox.fork()
+        outcome = self._run(fork, action)
+        self._tried[action] = (fork, outcome)
+        return outcome
+
+    # ---- internals ------------------------------------------------------------------------------
+
+    def _run(self, sandbox: Any, code: str) -> StepOutcome:
+        result = sandbox.run(code)
+        info: dict[str, Any] = {"admissible": result.error is None}
+        if result.error:
+            info["code_error"] = result.error
+        if not result.answered:
+            return StepOutcome(render_result(result), 0.0, False, info)
+        assert self.task is not None
+        scores = self.tasks.score(result.final_answer, self.task)
+        reward = float(scores.get("em", scores.get("correct", 0.0)))
+        info.update({"answer": result.final_answer, "won": reward > 0, **scores})
+        return StepOutcome(render_result(result), reward, True, info)
+
+    def _close_tried(self) -> None:
+        for fork, _ in self._tried.values():
+            fork.close()
+        self._tried.clear()
+
+    def close(self) -> None:
+        """Stop the episode's interpreters (called by collection when an episode ends; reset calls it too)."""
+        self._close_tried()
+        for sandbox in [self.sandbox, *self._keep]:
+            if sandbox is not None:
+                sandbox.close()
+        self.sandbox, self._keep = None, []
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:  # interpreter shutdown: nothing left to clean
+            pass
+
+
+def code_env(name: str, **kwargs: Any) -> CodeEnv:
+    """The registry's constructor for ``qa`` and ``math``."""
+    return CodeEnv(name, **kwargs)

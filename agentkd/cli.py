@@ -459,6 +459,28 @@ def bench_train_cmd(
     Console().print(table)
 
 
+@bench_app.command("sandbox")
+def bench_sandbox_cmd(
+    runs: int = typer.Option(50, min=5, help="Runs and forks timed per isolation mode (medians are shown)."),
+) -> None:
+    """Code sandbox: ms to start, per run and per fork, bubblewrap vs the process-only mode."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from agentkd.tools.bench import bench_sandbox
+
+    r = bench_sandbox(runs=runs)
+    table = Table(title=f"code sandbox, medians of {r['runs']} runs")
+    for column in ("isolation", "start ms", "run ms", "fork ms", "close ms"):
+        table.add_column(column, justify="left" if column == "isolation" else "right")
+    for mode, m in r["isolation"].items():
+        table.add_row(mode, f"{m['start_ms']:.1f}", f"{m['run_ms']:.2f}", f"{m['fork_ms']:.2f}", f"{m['close_ms']:.1f}")
+    console = Console()
+    console.print(table)
+    for mode, why in r["unavailable"].items():
+        console.print(f"{mode}: not measured ({why})")
+
+
 @bench_app.command("replay")
 def bench_replay_cmd(
     student: str = typer.Option(None, help="A student directory (default: a freshly built random tiny one)."),

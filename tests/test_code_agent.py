@@ -164,3 +164,39 @@ def test_a_garbage_student_in_a_code_environment_is_capped_and_the_episode_goes_
     assert trajectory.num_steps == 3 and not trajectory.success
     assert not any(step.valid for step in trajectory.steps)
     assert all(step.raw_output for step in trajectory.steps)
+
+
+def test_the_qa_expert_searches_from_inside_the_sandbox():
+    from agentkd.agents import play_episode
+    from agentkd.envs import make_env
+    from agentkd.policies.expert import ExpertPolicy
+    from environments.qa import load_split
+
+    env = make_env("qa")
+    try:
+        for task in load_split("valid_unseen")[:2]:
+            trajectory = play_episode(env, ExpertPolicy("qa"), task, max_steps=8)
+            assert trajectory.success, [s.next_observation for s in trajectory.steps]
+            assert "search(" in trajectory.steps[0].action and "[1]" in trajectory.steps[0].next_observation
+    finally:
+        env.close()
+
+
+@pytest.mark.slow
+def test_the_demo_runs_for_code_environments_and_adds_their_rows_to_the_report(tmp_path):
+    from rich.console import Console
+
+    from agentkd.demo import DemoConfig, run_demo
+    from agentkd.eval.metrics import EvalResults
+
+    for env in ("math", "qa"):
+        config = DemoConfig(workdir=str(tmp_path / "demo"), env=env, expert_episodes=12, sft_epochs=0.25,
+                            rollouts=2, configs="greedy,sc@2", max_tasks=2, max_steps=3)
+        with open(tmp_path / f"{env}.log", "w") as log:
+            run_demo(config, Console(file=log))
+        assert (tmp_path / "demo" / "students" / env / "redi" / "training_summary.json").is_file()
+    results = EvalResults.load(tmp_path / "demo" / "report")
+    assert sorted(results.splits) == sorted(f"{env}/{split}" for env in ("math", "qa")
+                                            for split in ("valid_seen", "valid_unseen"))
+    assert all(c.metrics.overall.episodes == 2 for c in results.configs)
+    assert "qa/valid_unseen" in (tmp_path / "demo" / "report" / "report.md").read_text()

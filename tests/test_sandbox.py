@@ -466,3 +466,14 @@ def test_output_flood_is_truncated(mode):
         small = box.run("print('x' * 100)\n'y' * 10**6")  # a huge value is cut the same way
         assert small.stdout == "x" * 100 + "\n" and small.truncated and len(small.value) < box.max_output_bytes + 100
     assert max_rss_mb() - before < 50
+
+
+def test_bench_sandbox_command_prints_each_mode():
+    from typer.testing import CliRunner
+
+    from agentkd.cli import app
+
+    result = CliRunner().invoke(app, ["bench", "sandbox", "--runs", "5"])
+    assert result.exit_code == 0, result.output
+    assert "process" in result.output and "fork ms" in result.output
+    assert ("bwrap" in result.output) == (shutil.which("bwrap") is not None)

@@ -1,8 +1,11 @@
-"""Tools for code-acting agents: sandboxed Python execution (and, next to it, retrieval).
+"""Tools for code-acting agents: sandboxed Python execution and retrieval over a corpus.
 
-    from agentkd.tools import CodeSandbox
+    from agentkd.tools import CodeSandbox, CorpusIndex, load_corpus
     with CodeSandbox(timeout_s=5) as box:
         box.run("x = 6 * 7\nx").value      # '42'
+    index = CorpusIndex("corpora/wiki")      # a Chroma folder (or http://host:port)
+    index.add(load_corpus("docs.jsonl"))
+    search = index.as_tool(k=3)              # a LangChain tool named "search"
 
 Exports load on first use, so importing this package stays cheap.
 """
@@ -13,6 +16,7 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
+    from .retrieval import CorpusIndex, Document, SearchHit, format_hits, load_corpus
     from .sandbox import CodeSandbox, RunResult, SandboxError, SandboxIsolationWarning
 
 # exported name -> submodule that defines it
@@ -21,9 +25,15 @@ _EXPORTS = {
     "RunResult": "sandbox",
     "SandboxError": "sandbox",
     "SandboxIsolationWarning": "sandbox",
+    "CorpusIndex": "retrieval",
+    "Document": "retrieval",
+    "SearchHit": "retrieval",
+    "format_hits": "retrieval",
+    "load_corpus": "retrieval",
 }
 
-__all__ = ["CodeSandbox", "RunResult", "SandboxError", "SandboxIsolationWarning"]
+__all__ = ["CodeSandbox", "CorpusIndex", "Document", "RunResult", "SandboxError", "SandboxIsolationWarning",
+           "SearchHit", "format_hits", "load_corpus"]
 
 
 def __getattr__(name: str) -> Any:

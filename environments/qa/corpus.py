@@ -121,6 +121,9 @@ def shared_index() -> CorpusIndex:
     with _shared_lock:
         if _shared is None:
             _shared = corpus_index()
+            # Load the embedder now: a first query pays seconds for it, and tool calls count against the
+            # sandbox's wall-clock limit of the step that makes them.
+            _shared.search("warm up", k=1)
         return _shared
 
 

@@ -31,6 +31,7 @@ __all__ = [
     "Candidate",
     "PolicyInfo",
     "Principle",
+    "PrincipleChange",
     "SchemaVersionError",
     "Step",
     "Task",
@@ -299,8 +300,27 @@ class Trajectory(_Record):
         return self
 
 
+#: What happened to a principle in one recorded change (see :attr:`Principle.history`).
+PrincipleChangeKind = Literal["created", "updated", "merged", "absorbed", "credited", "pruned"]
+
+
+class PrincipleChange(_Record):
+    """One versioned change of a principle: what changed, when, and the facts behind it."""
+
+    version: int  # the principle's version after this change
+    at: UTCDateTime = Field(default_factory=utc_now)
+    change: PrincipleChangeKind
+    note: str = ""  # one line for people ("merged p-1234 (similarity 0.94)")
+    details: JSONParams = Field(default_factory=dict)  # e.g. the replaced text, credited trajectory ids
+
+
 class Principle(_Record):
-    """A reusable lesson distilled from trajectories (guiding from successes, cautionary from failures)."""
+    """A reusable lesson distilled from trajectories (guiding from successes, cautionary from failures).
+
+    Counts follow the credit rule: ``usage_count`` and ``success_count`` change only for episodes in
+    whose prompt the principle was actually shown. Every change bumps ``version`` and appends a
+    :class:`PrincipleChange` to ``history``, so the record says how it came to be what it is.
+    """
 
     principle_id: str
     text: str
@@ -308,11 +328,18 @@ class Principle(_Record):
     env: str
     task_type: str | None = None  # None: applies to every task type of the env
     source_trajectories: list[str] = Field(default_factory=list)
-    usage_count: int = 0  # episodes in which it was retrieved
+    usage_count: int = 0  # episodes in whose prompt it was shown
     success_count: int = 0  # of those, how many succeeded
     created_at: UTCDateTime = Field(default_factory=utc_now)
     updated_at: UTCDateTime = Field(default_factory=utc_now)
-    version: int = 1  # bumped each time the text is merged or rewritten
+    version: int = 1  # bumped on every recorded change (see history)
+    # Structured principles (mined statistics) have a key naming what they are about, e.g.
+    # "household/search-order/mug": re-mining updates the same record, and different keys never merge.
+    key: str | None = None
+    data: JSONParams = Field(default_factory=dict)  # machine-readable content, e.g. a search order
+    status: Literal["active", "pruned", "merged"] = "active"  # only active principles are retrieved
+    merged_into: str | None = None  # for status "merged": the principle that absorbed this one
+    history: list[PrincipleChange] = Field(default_factory=list)
 
     @classmethod
     def new(
@@ -322,21 +349,37 @@ class Principle(_Record):
         env: str,
         task_type: str | None = None,
         source_trajectories: list[str] | None = None,
+        *,
+        key: str | None = None,
+        data: dict[str, Any] | None = None,
+        note: str = "",
     ) -> Self:
-        """Create a principle whose id is derived from its text."""
+        """Create a principle whose id is derived from its key when it has one, else from its text."""
         now = utc_now()
         return cls(
-            principle_id=principle_id(text),
+            principle_id=principle_id(key if key is not None else text),
             text=text,
             kind=kind,
             env=env,
             task_type=task_type,
-            source_trajectories=list(source_trajectories or []),
+            source_trajectories=list(dict.fromkeys(source_trajectories or [])),
             created_at=now,
             updated_at=now,
+            key=key,
+            data=dict(data or {}),
+            history=[PrincipleChange(version=1, at=now, change="created", note=note)],
         )
 
     @property
     def score(self) -> float:
         """Laplace-smoothed success rate (s+1)/(u+2): 0.5 for an untried principle."""
         return (self.success_count + 1) / (self.usage_count + 2)
+
+    def record(self, change: PrincipleChangeKind, note: str = "", **details: Any) -> PrincipleChange:
+        """Bump the version and append a change made now (call it after changing the fields)."""
+        now = utc_now()
+        self.version += 1
+        self.updated_at = now
+        entry = PrincipleChange(version=self.version, at=now, change=change, note=note, details=details)
+        self.history.append(entry)
+        return entry

@@ -1,4 +1,4 @@
-"""Distillation data: training sets from the experience store (principles come in a later module).
+"""Distillation: training sets from the experience store (here) and principles (:mod:`agentkd.distill.principles`).
 
 Importing this package is cheap: nothing heavy loads until a builder runs.
 """

@@ -1,8 +1,9 @@
 """Running evaluations: a student under several configurations, on one or more splits, into the store.
 
 A configuration is written like ``greedy``, ``sc@8`` (self-consistency, 8 samples), ``sc@8+icd``
-(with retrieved teacher steps) or ``sc@8+cascade@0.5`` (defer to the teacher below 50%
-agreement). All episodes of a configuration run at once: each
+(with retrieved teacher steps), ``sc@8+cascade@0.5`` (defer to the teacher below 50%
+agreement) or ``greedy+principles`` (retrieved principles in the prompt: the ablation switch).
+All episodes of a configuration run at once: each
 is its own LangGraph episode, and a batching policy turns their requests into one engine call per
 step. Evaluated trajectories are stored marked ``evaluation`` (so they never feed training or
 retrieval); a re-run with the same student finds them there and plays only what is missing.
@@ -23,7 +24,7 @@ from agentkd.schema import PolicyInfo, Step, Task, Trajectory, trajectory_id
 
 __all__ = ["EvalConfig", "MemoryStore", "evaluate", "evaluate_with_report", "parse_configs"]
 
-_CONFIG = re.compile(r"^(greedy|sc@(\d+))((?:\+icd|\+cascade@[0-9.]+)*)$")
+_CONFIG = re.compile(r"^(greedy|sc@(\d+))((?:\+icd|\+cascade@[0-9.]+|\+principles)*)$")
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,7 @@ class EvalConfig:
     samples: int = 1
     icd: bool = False
     cascade: float | None = None  # agreement threshold below which a step goes to the teacher
+    principles: bool = False  # retrieved principles in the prompt (of the teacher too, under a cascade)
 
     def describe(self) -> str:
         parts = ["greedy decoding" if self.samples == 1 else f"self-consistency, {self.samples} samples"]
@@ -41,6 +43,8 @@ class EvalConfig:
             parts.append("retrieved teacher steps in the prompt")
         if self.cascade is not None:
             parts.append(f"deferring to the teacher below {self.cascade:.0%} agreement")
+        if self.principles:
+            parts.append("retrieved principles in the prompt")
         return ", ".join(parts)
 
 
@@ -52,11 +56,12 @@ def parse_configs(spec: str | Sequence[str]) -> list[EvalConfig]:
         match = _CONFIG.match(name)
         if match is None:
             raise ValueError(f"unknown configuration {name!r}: write greedy or sc@K, optionally followed "
-                             "by +icd and/or +cascade@THRESHOLD (e.g. sc@8+cascade@0.5)")
+                             "by +icd, +cascade@THRESHOLD and/or +principles (e.g. sc@8+cascade@0.5)")
         k, extras = match.group(2), match.group(3)
         cascade = re.search(r"\+cascade@([0-9.]+)", extras)
         configs.append(EvalConfig(name=name, samples=int(k) if k else 1, icd="+icd" in extras,
-                                  cascade=float(cascade.group(1)) if cascade else None))
+                                  cascade=float(cascade.group(1)) if cascade else None,
+                                  principles="+principles" in extras))
     if not configs:
         raise ValueError("no configuration given")
     return configs
@@ -72,10 +77,17 @@ def _policy(config: EvalConfig, engine: Any, teacher: Any, store: Any, env: str,
         if store is None:
             raise ValueError("in-context distillation (+icd) needs a store with teacher steps: pass --store")
         demos = DemoRetriever(store, env, count_tokens=lambda text: len(engine.encode(text)))
-    student = StudentPolicy(engine, samples=config.samples, max_new_tokens=max_new_tokens, demos=demos)
+    policy = StudentPolicy(engine, samples=config.samples, max_new_tokens=max_new_tokens, demos=demos)
     if config.cascade is not None:
-        return CascadePolicy(student, teacher, config.cascade)
-    return student
+        policy = CascadePolicy(policy, teacher, config.cascade)
+    if config.principles:
+        from agentkd.distill.principles import PrincipleRetriever, PrinciplesPolicy
+
+        if store is None:
+            raise ValueError("+principles needs a store with principles: pass --store")
+        retriever = PrincipleRetriever(store, env, count_tokens=lambda text: len(engine.encode(text)))
+        policy = PrinciplesPolicy(policy, retriever)  # outermost: a deferred step's teacher sees them too
+    return policy
 
 
 def _demonstrations(trajectories: list[Trajectory], teacher: PolicyInfo, tasks: dict[str, Task]) -> list[Trajectory]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-from agentkd.schema import Candidate, PolicyInfo, Step, Task
+from agentkd.schema import Candidate, PolicyInfo, Principle, Step, Task
 
 
 @dataclass
@@ -23,7 +23,10 @@ class PolicyInput:
     history: list[Step] = field(default_factory=list)  # steps taken so far in this episode
     admissible_actions: list[str] | None = None  # None where the action space is open-ended
     env: Any = None  # the episode's environment; experts read their action from it
-    principles: list[str] = field(default_factory=list)  # extra guidance for the prompt (later issues)
+    principles: list[str] = field(default_factory=list)  # guidance shown in the prompt's system message
+    # The records behind retrieved principles, for agents that read structured data (a search order)
+    # rather than text; only what is in `principles` is shown, so this never holds more.
+    principle_records: list[Principle] = field(default_factory=list)
 
 
 @dataclass

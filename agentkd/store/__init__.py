@@ -16,13 +16,16 @@ from typing import TYPE_CHECKING, Any
 
 from .store import (
     FILTER_KEYS,
+    PRINCIPLE_FILTER_KEYS,
     BadRecordError,
     ExperienceStore,
+    PrincipleHit,
     RetryPolicy,
     StepHit,
     StoreError,
     StoreUnavailable,
     TrajectoryHit,
+    similarity_from_distance,
     step_context,
 )
 
@@ -31,15 +34,18 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "FILTER_KEYS",
+    "PRINCIPLE_FILTER_KEYS",
     "BadRecordError",
     "ExperienceStore",
     "MiniLMEmbeddingFunction",
+    "PrincipleHit",
     "RetryPolicy",
     "StepHit",
     "StoreError",
     "StoreUnavailable",
     "TrajectoryHit",
     "default_embedding_function",
+    "similarity_from_distance",
     "step_context",
 ]
 

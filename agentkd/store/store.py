@@ -51,14 +51,17 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "FILTER_KEYS",
+    "PRINCIPLE_FILTER_KEYS",
     "BadRecordError",
     "ExperienceStore",
+    "PrincipleHit",
     "RetryPolicy",
     "StepHit",
     "StoreError",
     "StoreUnavailable",
     "TrajectoryHit",
     "make_chroma_client",
+    "similarity_from_distance",
     "step_context",
 ]
 
@@ -66,6 +69,8 @@ T = TypeVar("T")
 
 #: Keyword filters accepted by count/iterate/query_*/stats/export_jsonl/to_dataset.
 FILTER_KEYS = ("env", "split", "task_type", "success", "policy_kind", "policy_name", "evaluation")
+#: Keyword filters accepted by the principle methods (``task_type=""`` selects env-wide principles).
+PRINCIPLE_FILTER_KEYS = ("env", "kind", "task_type", "status", "key")
 
 _META_MARK = "agentkd_store"  # key in the meta collection's metadata that marks an agentkd store
 _THOUGHT_CHARS = 1000  # thoughts are truncated to this in step metadata
@@ -133,6 +138,24 @@ class TrajectoryHit:
     trajectory: Trajectory
 
 
+@dataclass
+class PrincipleHit:
+    """One principle returned by :meth:`ExperienceStore.query_principles`.
+
+    ``similarity`` is the cosine similarity of the query and the principle's text (1 = same
+    direction); Chroma reports cosine *distance*, ``1 - similarity``, which is kept as ``distance``.
+    """
+
+    principle: Principle
+    similarity: float
+    distance: float
+
+
+def similarity_from_distance(distance: float) -> float:
+    """Cosine similarity from a Chroma cosine distance (``distance = 1 - similarity``): larger = more alike."""
+    return 1.0 - float(distance)
+
+
 # ---- step context -----------------------------------------------------------------------------
 
 
@@ -173,12 +196,12 @@ def step_context(goal: str, history: list[Step], observation: str, max_history: 
 # ---- filters and metadata -----------------------------------------------------------------------
 
 
-def _where(filters: dict[str, Any]) -> dict[str, Any] | None:
-    unknown = sorted(set(filters) - set(FILTER_KEYS))
+def _where(filters: dict[str, Any], keys: Sequence[str] = FILTER_KEYS) -> dict[str, Any] | None:
+    unknown = sorted(set(filters) - set(keys))
     if unknown:
-        raise TypeError(f"unknown filter(s) {', '.join(unknown)}; filters are {', '.join(FILTER_KEYS)}")
+        raise TypeError(f"unknown filter(s) {', '.join(unknown)}; filters are {', '.join(keys)}")
     clauses: list[dict[str, Any]] = []
-    for key in FILTER_KEYS:
+    for key in keys:
         value = filters.get(key)
         if value is None:
             continue
@@ -265,6 +288,8 @@ def _principle_metadata(principle: Principle) -> dict[str, Any]:
         "usage_count": int(principle.usage_count),
         "success_count": int(principle.success_count),
         "version": int(principle.version),
+        "status": principle.status,
+        "key": principle.key or "",
     }
 
 
@@ -794,7 +819,7 @@ class ExperienceStore:
         ]
 
     def _nearest(
-        self, kind: str, vectors: list[Any], k: int, filters: dict[str, Any]
+        self, kind: str, vectors: list[Any], k: int, filters: dict[str, Any], keys: Sequence[str] = FILTER_KEYS
     ) -> list[list[tuple[str, str, dict[str, Any], float]]]:
         """Nearest records per query vector as (id, document, metadata, distance), nearest first.
 
@@ -804,7 +829,7 @@ class ExperienceStore:
         pass go to Chroma's filtered search. Both give the first ``k`` matching records in
         distance order: the filtered top-k is the prefix of the global ranking that passes.
         """
-        where = _where(filters)
+        where = _where(filters, keys)
         col = self._col(kind)
 
         def search(query_vectors: list[Any], n: int, where: dict[str, Any] | None) -> list[list[tuple]]:
@@ -996,9 +1021,59 @@ class ExperienceStore:
 
     def get_principle(self, principle_id: str) -> Principle | None:
         """The stored principle, or None."""
+        return self.get_principles([principle_id]).get(principle_id)
+
+    def get_principles(self, principle_ids: Iterable[str]) -> dict[str, Principle]:
+        """The stored principles among these ids, by id (missing ids are left out)."""
+        wanted = list(dict.fromkeys(principle_ids))
         col = self._col("principles")
-        got = self._call(lambda: col.get(ids=[principle_id], include=["documents"]))
-        return Principle.from_json(got["documents"][0]) if got["ids"] else None
+        found: dict[str, Principle] = {}
+        for chunk in _chunks(wanted, self._max_batch):
+            got = self._call(lambda chunk=chunk: col.get(ids=list(chunk), include=["documents"]))
+            found.update((i, Principle.from_json(doc)) for i, doc in zip(got["ids"], got["documents"], strict=True))
+        return found
+
+    def iterate_principles(self, batch_size: int = 500, **filters: Any) -> Iterator[Principle]:
+        """Every principle matching the filters (:data:`PRINCIPLE_FILTER_KEYS`; e.g. ``status="active"``)."""
+        for page in self._page("principles", ["documents"], batch_size, _where(filters, PRINCIPLE_FILTER_KEYS)):
+            for document in page["documents"]:
+                yield Principle.from_json(document)
+
+    def count_principles(self, **filters: Any) -> int:
+        """Number of principles matching the filters."""
+        where = _where(filters, PRINCIPLE_FILTER_KEYS)
+        if where is None:
+            return int(self._call(self._col("principles").count))
+        return sum(len(page["ids"]) for page in self._page("principles", [], 5000, where))
+
+    def query_principles(self, text: str, k: int = 5, **filters: Any) -> list[PrincipleHit]:
+        """The ``k`` principles whose text is most similar to ``text``, most similar first."""
+        return self.query_principles_many([text], k, **filters)[0]
+
+    def query_principles_many(self, texts: Sequence[str], k: int = 5, **filters: Any) -> list[list[PrincipleHit]]:
+        """:meth:`query_principles` for many texts at once (one embedding call, one Chroma query).
+
+        A list value matches any of its items: ``task_type=["heat", ""]`` gives the principles of
+        that task type and the env-wide ones.
+        """
+        texts = list(texts)
+        if not texts:
+            return []
+        rows = self._nearest("principles", self._embed(texts), k, filters, PRINCIPLE_FILTER_KEYS)
+        return [
+            [
+                PrincipleHit(Principle.from_json(document), similarity_from_distance(distance), distance)
+                for _, document, _, distance in found
+            ]
+            for found in rows
+        ]
+
+    def delete_principles(self, principle_ids: str | Iterable[str]) -> None:
+        """Remove principles for good (ids that are not there are ignored); pruning keeps them instead."""
+        ids = [principle_ids] if isinstance(principle_ids, str) else list(principle_ids)
+        col = self._col("principles")
+        for chunk in _chunks(ids, self._max_batch):
+            self._call(lambda chunk=chunk: col.delete(ids=list(chunk)))
 
 
 # ---- spool helpers ------------------------------------------------------------------------------

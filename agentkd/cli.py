@@ -239,13 +239,15 @@ def train_sft_cmd(
                                  "or padded; auto packs only where flash attention runs on a GPU."),
     lora: bool = typer.Option(False, "--lora", help="Train LoRA adapters (merged into the saved model)."),
     task_types: str = typer.Option(None, help="Only these task types, comma-separated."),
+    icd: bool = typer.Option(False, "--icd", help="In-context distillation: one example per step, its prompt "
+                             "showing the teacher's most similar steps (never of its own task); evaluate with +icd."),
     allow_download: bool = typer.Option(False, "--allow-download", help="Fetch a hub model that is not cached."),
 ) -> None:
     """Stage 1: supervised fine-tuning on the store's successful trajectories (TRL SFTTrainer)."""
     from agentkd.train.sft import SFTRunConfig, train_sft
 
     config = SFTRunConfig(env=env, split=split, epochs=epochs, max_steps=max_steps, batch_size=batch_size,
-                          learning_rate=lr, max_length=max_length, batching=batching, lora=lora,
+                          learning_rate=lr, max_length=max_length, batching=batching, lora=lora, icd=icd,
                           task_types=[t.strip() for t in task_types.split(",") if t.strip()] if task_types else None)
     experience = _open_store(store)
     _run_stage("sft", lambda: train_sft(experience, student, out, config, allow_download=allow_download))
@@ -314,7 +316,7 @@ def eval_cmd(
     env: str = typer.Option("household", help="Environment: household, qa or math."),
     split: str = typer.Option("valid_unseen", help="Split(s), comma-separated."),
     configs: str = typer.Option(None, help="Configurations to compare, comma-separated: greedy, sc@K, and "
-                                "+icd / +cascade@T suffixes (e.g. greedy,sc@8,sc@8+cascade@0.5). "
+                                "+icd / +principles / +cascade@T suffixes (e.g. greedy,sc@8,sc@8+cascade@0.5). "
                                 "Default: the one given by --samples/--icd/--cascade."),
     samples: int = typer.Option(1, min=1, help="Samples per step (1: greedy; the paper uses 8)."),
     icd: bool = typer.Option(False, "--icd", help="Show retrieved teacher steps in the prompt (needs --store)."),

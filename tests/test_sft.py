@@ -37,7 +37,7 @@ def test_sft_writes_a_plain_transformers_student_with_its_summary(sft_run, mixed
     assert all(entry["loss"] > 0 for entry in written["losses"])
     card = json.loads((out / CARD_FILE).read_text())
     assert card["base"] == "tiny:tiny" and [s["stage"] for s in card["stages"]] == ["sft"]
-    assert card["prompt"] == {"max_history": None, "show_admissible": False}
+    assert card["prompt"] == {"max_history": None, "show_admissible": False, "demos": False}
 
 
 def test_the_student_is_replayed_with_the_prompt_it_was_trained_on(sft_run):
@@ -138,3 +138,52 @@ def test_the_train_commands_run_the_stages_and_explain_bad_input(mixed_store, sf
     result = runner.invoke(app, ["train", "sft", "--store", str(mixed_store.path), "--split", "valid_unseen",
                                  "--student", "no-such/model", "--out", str(tmp_path / "x")])
     assert result.exit_code == 2 and "not found locally" in result.output
+
+
+def test_icd_examples_show_similar_teacher_steps_but_never_the_own_task(mixed_store):
+    from agentkd.distill.datasets import icd_step_examples
+    from agentkd.models.student import PromptFormat
+    from agentkd.replay.icd import DemoRetriever
+
+    wins = [t for t in mixed_store.iterate(success=True)][:6]
+    fmt = PromptFormat(max_history=2, demos=True)
+    rows, report = icd_step_examples(wins, DemoRetriever(mixed_store, k=2, max_tokens=400), fmt=fmt)
+    assert report.kept == len(rows) == sum(t.num_steps for t in wins) and report.extra["episodes"] == 6
+    with_demos = [r for r in rows if r["prompt"][-1]["content"].startswith("Similar steps by the teacher:")]
+    assert 0 < report.extra["with_demos"] == len(with_demos)
+    steps = [step for traj in wins for step in traj.steps]
+    for row, step in zip(rows, steps, strict=True):  # one example per step, in order, its reply the completion
+        reply = f"Thought: {step.thought}\nAction: {step.action}"
+        assert row["completion"] == [{"role": "assistant", "content": reply}]
+        assert row["prompt"][-1]["role"] == "user"
+        assert row["prompt"][-1]["content"].endswith(step.observation.strip())
+    # Hits from the example's own task are offered by the store (several expert episodes per task here)
+    # and skipped; all others are kept.
+    task_of = {t.trajectory_id: t.task_id for t in mixed_store.iterate()}
+    offered = []
+
+    class Recording(DemoRetriever):
+        def retrieve(self, inputs, skip=None):
+            def spy(inp, hit):
+                offered.append((inp.task.task_id == task_of[hit.trajectory_id], skip(inp, hit)))
+                return offered[-1][1]
+            return super().retrieve(inputs, skip=spy)
+
+    icd_step_examples(wins, Recording(mixed_store, k=2, max_tokens=400), fmt=fmt)
+    assert any(same for same, _ in offered) and any(not same for same, _ in offered)
+    assert all(same == skipped for same, skipped in offered)
+
+
+def test_an_icd_student_records_its_format_and_is_replayed_only_with_demonstrations(mixed_store, tmp_path):
+    from agentkd.replay.icd import DemoRetriever
+    from agentkd.replay.policy import StudentPolicy
+    from agentkd.train.sft import SFTRunConfig, train_sft
+
+    config = SFTRunConfig(split="valid_unseen", max_steps=2, batch_size=2, max_length=1024, icd=True, icd_history=2)
+    summary = train_sft(mixed_store, "tiny", tmp_path / "icd", config)
+    card = json.loads((tmp_path / "icd" / CARD_FILE).read_text())
+    assert card["prompt"] == {"max_history": 2, "show_admissible": False, "demos": True}
+    assert summary["data"]["kept"] == sum(t.num_steps for t in mixed_store.iterate(success=True))
+    with pytest.raises(ValueError, match=r"\+icd"):
+        StudentPolicy(str(tmp_path / "icd"))
+    StudentPolicy(str(tmp_path / "icd"), demos=DemoRetriever(mixed_store))

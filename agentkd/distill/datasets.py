@@ -35,6 +35,7 @@ __all__ = [
     "DataReport",
     "EmptyDatasetError",
     "assistant_text",
+    "icd_step_examples",
     "grpo_prompts",
     "redi_pairs",
     "sft_conversations",
@@ -146,6 +147,29 @@ def _fit(messages: Messages, length: Callable[[Messages], int], max_length: int 
     return None, n, False
 
 
+def _usable(trajectories: Iterable[Trajectory], report: DataReport, success_only: bool,
+            task_types: Sequence[str] | None, dedup: bool) -> Iterable[Trajectory]:
+    """The trajectories an SFT set keeps; what it leaves out is counted in ``report``."""
+    seen: set[tuple] = set()
+    for traj in trajectories:
+        report.considered += 1
+        if success_only and not traj.success:
+            report.dropped["failed"] += 1
+            continue
+        if task_types and traj.task_type not in task_types:
+            report.dropped["task_type"] += 1
+            continue
+        if not traj.steps:
+            report.dropped["no_steps"] += 1
+            continue
+        key = _episode_key(traj)
+        if dedup and key in seen:
+            report.dropped["duplicate"] += 1
+            continue
+        seen.add(key)
+        yield traj
+
+
 def sft_conversations(
     trajectories: Iterable[Trajectory],
     tokenizer: Any = None,
@@ -176,24 +200,8 @@ def sft_conversations(
     fmt = fmt or PromptFormat()
     report = DataReport()
     length = _Lengths(tokenizer) if tokenizer is not None else None
-    seen: set[tuple] = set()
     rows: list[dict[str, Messages]] = []
-    for traj in trajectories:
-        report.considered += 1
-        if success_only and not traj.success:
-            report.dropped["failed"] += 1
-            continue
-        if task_types and traj.task_type not in task_types:
-            report.dropped["task_type"] += 1
-            continue
-        if not traj.steps:
-            report.dropped["no_steps"] += 1
-            continue
-        key = _episode_key(traj)
-        if dedup and key in seen:
-            report.dropped["duplicate"] += 1
-            continue
-        seen.add(key)
+    for traj in _usable(trajectories, report, success_only, task_types, dedup):
         messages = trajectory_messages(traj, fmt)
         if length is not None:
             fitted, n, truncated = _fit(messages, length, max_length if overlong == "truncate" else None, 3)
@@ -207,6 +215,55 @@ def sft_conversations(
             messages = fitted
         rows.append({"messages": messages})
         report.kept += 1
+    return rows, report
+
+
+def icd_step_examples(
+    trajectories: Iterable[Trajectory],
+    retriever: Any,
+    tokenizer: Any = None,
+    *,
+    fmt: PromptFormat,
+    max_length: int | None = None,
+    task_types: Sequence[str] | None = None,
+    success_only: bool = True,
+    dedup: bool = True,
+) -> tuple[list[dict[str, Messages]], DataReport]:
+    """``{"prompt": ..., "completion": ...}`` rows, one per step, for training with in-context distillation.
+
+    Each prompt is what the student sees at replay with ``+icd``: its usual messages (``fmt``; a
+    bounded ``max_history`` keeps the per-step examples short) with the teacher's most similar steps
+    (``retriever``, a :class:`~agentkd.replay.icd.DemoRetriever`) in front of the current turn. Steps of
+    the example's own task are never shown to it: the student must learn to use similar cases, not to
+    copy the answer. Examples longer than ``max_length`` tokens are left out.
+    """
+    from agentkd.replay.icd import with_demos
+
+    if max_length is not None and tokenizer is None:
+        raise ValueError("max_length needs a tokenizer to measure examples")
+    report = DataReport()
+    length = _Lengths(tokenizer) if tokenizer is not None else None
+    kept = list(_usable(trajectories, report, success_only, task_types, dedup))
+    task_by_trajectory = {t.trajectory_id: t.task_id for t in kept}
+    steps = [(traj, t) for traj in kept for t in range(len(traj.steps))]
+    inputs = [PolicyInput(task=task_of(traj), observation=traj.steps[t].observation, history=traj.steps[:t])
+              for traj, t in steps]
+    demos = retriever.retrieve(
+        inputs, skip=lambda inp, hit: task_by_trajectory.get(hit.trajectory_id) == inp.task.task_id)
+    rows: list[dict[str, Messages]] = []
+    for (traj, t), shown in zip(steps, demos, strict=True):
+        prompt = with_demos(_prompt_at(traj, t, fmt), shown)
+        completion = [{"role": "assistant", "content": assistant_text(traj.steps[t], _code(traj.env))}]
+        if length is not None:
+            n = length(prompt + completion)
+            if max_length is not None and n > max_length:
+                report.dropped["too_long"] += 1
+                continue
+            report.tokens += n
+        rows.append({"prompt": prompt, "completion": completion})
+    report.kept = len(rows)
+    report.extra["episodes"] = len(kept)
+    report.extra["with_demos"] = sum(bool(d) for d in demos)
     return rows, report
 
 

@@ -48,10 +48,13 @@ class PromptFormat(BaseModel):
 
     The training default — whole history, no admissible list — makes every step's prompt a prefix
     of the episode's conversation: one training example per episode, and the same text at replay.
+    A student trained with in-context distillation (``demos``) saw the teacher's retrieved steps in
+    every prompt, and is replayed with them (``+icd``).
     """
 
     max_history: int | None = None
     show_admissible: bool = False
+    demos: bool = False
 
 
 class StudentCard(BaseModel):

@@ -16,7 +16,18 @@ from agentkd.envs import action_format
 from agentkd.policies.base import PolicyInput
 from agentkd.policies.prompt import format_step
 
-__all__ = ["DemoRetriever"]
+__all__ = ["DemoRetriever", "with_demos"]
+
+_QUERY_BATCH = 128  # queries per store call (building training prompts asks thousands at once)
+
+
+def with_demos(messages: list[dict[str, str]], demos: list[str] | None) -> list[dict[str, str]]:
+    """The student's messages with the teacher's retrieved steps in front of the current turn."""
+    if not demos:
+        return messages
+    shown = "\n\n".join(demos)
+    return [*messages[:-1], {"role": "user", "content": f"Similar steps by the teacher:\n{shown}\n\n"
+                                                       f"{messages[-1]['content']}"}]
 
 
 class DemoRetriever:
@@ -46,8 +57,14 @@ class DemoRetriever:
     def describe(self) -> dict[str, Any]:
         return {"k": self.k, "max_tokens": self.max_tokens, "teacher_kind": self.filters["policy_kind"]}
 
-    def retrieve(self, inputs: list[PolicyInput]) -> list[list[str]]:
-        """Demonstration texts per input (most similar first, within the budget)."""
+    def retrieve(self, inputs: list[PolicyInput], skip: Callable[[PolicyInput, Any], bool] | None = None,
+                 ) -> list[list[str]]:
+        """Demonstration texts per input (most similar first, within the budget).
+
+        ``skip(input, hit)`` leaves a hit out — e.g. steps of the input's own task when building
+        training prompts, where showing the answer would teach copying it rather than using
+        similar cases (a few extra hits are fetched to make up for skipped ones).
+        """
         from agentkd.store import step_context
 
         by_type: dict[str, list[int]] = defaultdict(list)
@@ -57,9 +74,15 @@ class DemoRetriever:
         code = action_format(self.env) == "code"
         for task_type, members in by_type.items():
             queries = [step_context(inputs[i].task.goal, inputs[i].history, inputs[i].observation) for i in members]
-            hits = self.store.query_steps_many(queries, k=self.k, task_type=task_type, **self.filters)
+            extra = 2 * self.k if skip is not None else 0
+            hits = []
+            for start in range(0, len(queries), _QUERY_BATCH):  # Chroma caps the variables of one query
+                hits += self.store.query_steps_many(queries[start:start + _QUERY_BATCH], k=self.k + extra,
+                                                    task_type=task_type, **self.filters)
             for i, found in zip(members, hits, strict=True):
                 budget = self.max_tokens
+                if skip is not None:
+                    found = [hit for hit in found if not skip(inputs[i], hit)][: self.k]
                 for hit in found:
                     text = f"{hit.document}\n{format_step(hit.thought, hit.action, code)}"
                     cost = self.count_tokens(text)

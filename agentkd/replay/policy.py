@@ -21,6 +21,7 @@ from agentkd.policies.hf import render_chat
 from agentkd.policies.prompt import build_messages
 from agentkd.replay.cascade import DEFAULT_STUDENT_PRICE, token_cost
 from agentkd.replay.engine import GenerationRequest, ReplayEngine
+from agentkd.replay.icd import with_demos
 from agentkd.replay.vote import vote, vote_by_outcome
 from agentkd.schema import PolicyInfo
 
@@ -67,6 +68,10 @@ class StudentPolicy:
         self.engine = engine if isinstance(engine, ReplayEngine) else ReplayEngine(engine)
         card = self.engine.card
         self.prompt = prompt or (card.prompt if card else PromptFormat())
+        if self.prompt.demos and demos is None:
+            raise ValueError(f"the student {self.engine.name} was trained with the teacher's steps in its prompt "
+                             "(in-context distillation): replay it with them (eval configuration '+icd', which "
+                             "needs --store with teacher trajectories)")
         self.samples = samples
         self.temperature = (SC_TEMPERATURE if samples > 1 else 0.0) if temperature is None else temperature
         self.top_p = (SC_TOP_P if samples > 1 else 1.0) if top_p is None else top_p
@@ -84,12 +89,7 @@ class StudentPolicy:
 
     def messages(self, inp: PolicyInput, demos: list[str] | None = None) -> list[dict[str, str]]:
         """The student's prompt for one input (retrieved teacher steps go before the current observation)."""
-        messages = build_messages(inp, self.prompt.max_history, self.prompt.show_admissible)
-        if demos:
-            shown = "\n\n".join(demos)
-            messages[-1] = {"role": "user", "content": f"Similar steps by the teacher:\n{shown}\n\n"
-                                                      f"{messages[-1]['content']}"}
-        return messages
+        return with_demos(build_messages(inp, self.prompt.max_history, self.prompt.show_admissible), demos)
 
     def cost_usd(self, decision: Decision) -> float:
         return token_cost(decision.prompt_tokens, decision.completion_tokens, self.price)

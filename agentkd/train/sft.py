@@ -20,8 +20,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from agentkd.distill.datasets import EmptyDatasetError, sft_conversations
-from agentkd.models.student import apply_lora, resolve_student
+from agentkd.distill.datasets import EmptyDatasetError, icd_step_examples, sft_conversations
+from agentkd.models.student import PromptFormat, apply_lora, resolve_student
 from agentkd.train.common import StageConfig, finish_run, load_trajectories, student_texts, tokens_trained
 
 __all__ = ["BATCHING", "SFTRunConfig", "flash_attention_available", "resolve_batching", "train_sft"]
@@ -46,6 +46,10 @@ class SFTRunConfig(StageConfig):
         success_only: train on successful trajectories only.
         env, split: which trajectories of the store to use.
         tiny_size: model size when the student is ``tiny``.
+        icd: in-context distillation: one example per step whose prompt shows the teacher's most
+            similar steps from the store (never of the same task), so the student learns to use
+            them; it is then replayed with them (``+icd``). Prompts keep the last ``icd_history``
+            steps.
     """
 
     epochs: float = 3.0
@@ -60,6 +64,8 @@ class SFTRunConfig(StageConfig):
     env: str | None = "household"
     split: str | None = "train"
     tiny_size: str = "tiny"
+    icd: bool = False
+    icd_history: int = 3
 
 
 BATCHING = ("auto", "packed", "grouped", "padded")
@@ -109,9 +115,17 @@ def train_sft(store: Any, student: str | Path, out_dir: str | Path, config: SFTR
     model, tokenizer, card = resolve_student(spec, out_dir, student_texts(successes), allow_download=allow_download,
                                              seed=config.seed)
     from_scratch = card.base.startswith("tiny") and not card.stages
-    rows, report = sft_conversations(trajectories, tokenizer, fmt=card.prompt, max_length=config.max_length,
-                                     overlong=config.overlong, task_types=config.task_types,
-                                     success_only=config.success_only)
+    if config.icd:
+        from agentkd.replay.icd import DemoRetriever
+
+        card.prompt = PromptFormat(max_history=config.icd_history, show_admissible=False, demos=True)
+        rows, report = icd_step_examples(trajectories, DemoRetriever(store, config.env or "household"), tokenizer,
+                                         fmt=card.prompt, max_length=config.max_length,
+                                         task_types=config.task_types, success_only=config.success_only)
+    else:
+        rows, report = sft_conversations(trajectories, tokenizer, fmt=card.prompt, max_length=config.max_length,
+                                         overlong=config.overlong, task_types=config.task_types,
+                                         success_only=config.success_only)
     if not rows:
         raise EmptyDatasetError(f"no SFT example is left after filtering: {report.as_dict()}")
     if batching == "packed" and flash_attention_available():
@@ -127,7 +141,7 @@ def train_sft(store: Any, student: str | Path, out_dir: str | Path, config: SFTR
         max_length=config.max_length,
         packing=batching == "packed",
         train_sampling_strategy="group_by_length" if batching == "grouped" else "random",
-        assistant_only_loss=True,
+        assistant_only_loss=not config.icd,  # ICD rows are prompt + completion: only the completion is learnt
         shuffle_dataset=True,
         dataset_num_proc=None,
     ))

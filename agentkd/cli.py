@@ -356,7 +356,8 @@ def demo(
     env: str = typer.Option("household", help="household, or a code-agent environment: qa or math (its rows are "
                             "added to the same report)."),
     expert_episodes: int = typer.Option(400, min=8, help="Expert episodes on train (SFT data)."),
-    sft_epochs: float = typer.Option(2.0, help="SFT passes over the expert episodes."),
+    sft_epochs: float = typer.Option(None, help="SFT passes over the expert episodes (default: 2 household, "
+                                     "8 qa and math, whose episodes are short)."),
     rollouts: int = typer.Option(64, min=0, help="SFT-student episodes on train for REDI (0: skip REDI)."),
     configs: str = typer.Option("greedy,sc@8,sc@8+cascade@0.5", help="Configurations to evaluate."),
     max_tasks: int = typer.Option(40, min=0, help="Evaluate the first N tasks of each split (0: all of them)."),

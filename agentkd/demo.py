@@ -32,7 +32,7 @@ class DemoConfig:
     env: str = "household"
     expert_episodes: int = 400
     student: str = "tiny"
-    sft_epochs: float = 2.0
+    sft_epochs: float | None = None  # None: 2 for household; 8 for qa and math, whose episodes are short
     rollouts: int = 64  # SFT-student episodes on train, for REDI's negatives
     redi: bool = True
     configs: str = "greedy,sc@8,sc@8+cascade@0.5"
@@ -79,7 +79,8 @@ def run_demo(config: DemoConfig, console: Any, on_stage: Any = None) -> Any:
     t = time.perf_counter()
     console.print(f"[bold]2/4[/] SFT of a {config.student} student on the expert's episodes")
     sft_dir = students / "sft"
-    sft = train_sft(store, config.student, sft_dir, SFTRunConfig(epochs=config.sft_epochs, env=env, logging_steps=10))
+    epochs = config.sft_epochs or (2.0 if env == "household" else 8.0)
+    sft = train_sft(store, config.student, sft_dir, SFTRunConfig(epochs=epochs, env=env, logging_steps=10))
     console.print(f"  loss {sft['losses'][0]['loss']:.2f} → {sft['final_loss']:.2f}, "
                   f"{sft['tokens_per_second']:.0f} tokens/s")
     stage("SFT", t)

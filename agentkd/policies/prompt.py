@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 import textwrap
+import warnings
 from dataclasses import dataclass
 
 from agentkd.envs import action_format
@@ -197,7 +198,9 @@ def _parse_code(text: str) -> ParsedAction:
     if not code.strip():
         return _invalid(thought, "no code found: the code block is empty")
     try:
-        compile(code, "<action>", "exec")
+        with warnings.catch_warnings():  # a model's odd but valid code ('x is 1') is not the host's concern
+            warnings.simplefilter("ignore", SyntaxWarning)
+            compile(code, "<action>", "exec")
     except (SyntaxError, ValueError) as exc:
         where = f" (line {exc.lineno})" if getattr(exc, "lineno", None) else ""
         return _invalid(thought, f"code does not parse: {getattr(exc, 'msg', exc)}{where}")

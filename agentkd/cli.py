@@ -324,7 +324,8 @@ def eval_cmd(
     store: str = typer.Option(None, help="Store for --icd and for the evaluated trajectories."),
     out: str = typer.Option(..., help="Directory for results.json, report.md and plots."),
     max_tasks: int = typer.Option(None, min=1, help="Only the first N tasks of each split."),
-    max_steps: int = typer.Option(50, min=1, help="Step limit per episode."),
+    max_steps: int = typer.Option(None, min=1, help="Step limit per episode (default: the environment's, "
+                                  "20 household, 8 qa, 6 math)."),
     max_new_tokens: int = typer.Option(None, min=1, help="Token cap of a reply (default: the environment's)."),
 ) -> None:
     """Evaluate a student (greedy, self-consistency, in-context distillation, cascade) and write a report."""

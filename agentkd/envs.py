@@ -18,6 +18,11 @@ def action_format(name: str) -> str:
     return ACTION_FORMATS.get(name, "text")
 
 
+def is_code(name: str) -> bool:
+    """Whether the environment's actions are Python code (see :data:`ACTION_FORMATS`)."""
+    return action_format(name) == "code"
+
+
 def _check(name: str) -> None:
     if name not in ENV_NAMES:
         raise ValueError(f"unknown environment {name!r}; available: {', '.join(ENV_NAMES)}")

@@ -10,7 +10,8 @@ when the number is right).
 Self-consistency needs to see what a candidate *does* before choosing it: :meth:`CodeEnv.try_action`
 runs a candidate in a fork of the episode's sandbox and remembers the fork; when :meth:`CodeEnv.step`
 is then called with that candidate, the fork's outcome is adopted instead of running the code again
-— only the winner's effects continue in the episode, the losers' forks are closed.
+— only the winner's effects continue in the episode; the losers' forks and the interpreter the
+winner was forked from are closed.
 
 Each task package (``environments.qa``, ``environments.math``) supplies ``intro(task)``,
 ``expert_step(task, observations)``, ``score(answer, task)`` and, for QA, the corpus tools.
@@ -18,6 +19,7 @@ Each task package (``environments.qa``, ``environments.math``) supplies ``intro(
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from importlib import import_module
 from typing import Any
@@ -28,6 +30,7 @@ __all__ = ["CodeEnv", "StepOutcome", "code_env", "render_result"]
 
 #: Observations longer than this are cut (a student's context is small; the sandbox caps output too).
 MAX_OBSERVATION_CHARS = 1500
+NO_CODE = "No code found: reply with 'Thought: ...', then 'Code:' and a ```py block."
 
 
 @dataclass
@@ -82,7 +85,8 @@ class CodeEnv:
         self.observations: list[str] = []  # what each step showed, for the expert
         self.done = False
         self._tried: dict[str, tuple[Any, StepOutcome]] = {}  # candidate code -> (its fork, what it did)
-        self._keep: list[Any] = []  # sandboxes a fork was adopted from: kept alive until the episode ends
+        # The policy tries candidates in its worker thread while collection may close the episode.
+        self._lock = threading.RLock()
 
     # ---- protocol -------------------------------------------------------------------------------
 
@@ -91,24 +95,30 @@ class CodeEnv:
 
         if task.env != self.name:
             raise ValueError(f"task {task.task_id} belongs to {task.env!r}, not {self.name!r}")
-        self.close()
-        self.task, self.done, self.observations = task, False, []
-        tools_for = getattr(self.tasks, "tools", None)
-        self.sandbox = CodeSandbox(tools=tools_for(task) if tools_for else None, **self.sandbox_options)
-        return self.tasks.intro(task)
+        with self._lock:
+            self.close()
+            self.task, self.done, self.observations = task, False, []
+            tools_for = getattr(self.tasks, "tools", None)
+            self.sandbox = CodeSandbox(tools=tools_for(task) if tools_for else None, **self.sandbox_options)
+            return self.tasks.intro(task)
 
     def step(self, action: str) -> tuple[str, float, bool, dict[str, Any]]:
         if self.task is None or self.sandbox is None:
             raise RuntimeError("reset(task) before step()")
         if self.done:
             return "The episode is over.", 0.0, True, {"admissible": False}
-        tried = self._tried.pop(action, None)
-        if tried is not None:  # a self-consistency candidate already ran this in a fork: continue from there
-            self._keep.append(self.sandbox)
-            self.sandbox, outcome = tried
+        if not action.strip():  # the reply had no code (the policy marked it invalid): say so, run nothing
+            outcome = StepOutcome(NO_CODE, 0.0, False, {"admissible": False})
         else:
-            outcome = self._run(self.sandbox, action)
-        self._close_tried()
+            with self._lock:
+                tried = self._tried.pop(action, None)
+                if tried is not None:  # a self-consistency candidate ran this in a fork: continue from there
+                    # Closing the interpreter a fork came from never touches the fork (see CodeSandbox).
+                    self.sandbox.close()
+                    self.sandbox, outcome = tried
+                else:
+                    outcome = self._run(self.sandbox, action)
+                self._close_tried()
         self.observations.append(outcome.observation)
         self.done = outcome.done
         return outcome.observation, outcome.reward, outcome.done, outcome.info
@@ -124,15 +134,24 @@ class CodeEnv:
     # ---- self-consistency -----------------------------------------------------------------------
 
     def try_action(self, action: str) -> StepOutcome:
-        """Run ``action`` in a fork of the current state; the episode is unchanged until ``step(action)``."""
-        if self.sandbox is None:
-            raise RuntimeError("reset(task) before try_action()")
-        if action in self._tried:
-            return self._tried[action][1]
-        fork = self.sandbox.fork()
-        outcome = self._run(fork, action)
-        self._tried[action] = (fork, outcome)
-        return outcome
+        """Run ``action`` in a fork of the current state; the episode is unchanged until ``step(action)``.
+
+        A fork that cannot be made (e.g. the sandbox's process limit) is that candidate's error, not the batch's.
+        """
+        from agentkd.tools import SandboxError
+
+        with self._lock:
+            if self.sandbox is None:
+                raise RuntimeError("reset(task) before try_action(), or the episode was closed")
+            if action in self._tried:
+                return self._tried[action][1]
+            try:
+                fork = self.sandbox.fork()
+            except SandboxError as exc:
+                return StepOutcome(f"Error: {exc}", 0.0, False, {"admissible": False, "code_error": str(exc)})
+            outcome = self._run(fork, action)
+            self._tried[action] = (fork, outcome)
+            return outcome
 
     # ---- internals ------------------------------------------------------------------------------
 
@@ -141,6 +160,8 @@ class CodeEnv:
         info: dict[str, Any] = {"admissible": result.error is None}
         if result.error:
             info["code_error"] = result.error
+        if not (result.stdout.strip() or result.value is not None or result.error or result.answered):
+            info["silent"] = True  # showed nothing: self-consistency must not count it as agreeing with others
         if not result.answered:
             return StepOutcome(render_result(result), 0.0, False, info)
         assert self.task is not None
@@ -150,17 +171,17 @@ class CodeEnv:
         return StepOutcome(render_result(result), reward, True, info)
 
     def _close_tried(self) -> None:
-        for fork, _ in self._tried.values():
+        for fork, _ in list(self._tried.values()):
             fork.close()
         self._tried.clear()
 
     def close(self) -> None:
         """Stop the episode's interpreters (called by collection when an episode ends; reset calls it too)."""
-        self._close_tried()
-        for sandbox in [self.sandbox, *self._keep]:
-            if sandbox is not None:
-                sandbox.close()
-        self.sandbox, self._keep = None, []
+        with self._lock:
+            self._close_tried()
+            if self.sandbox is not None:
+                self.sandbox.close()
+            self.sandbox = None
 
     def __del__(self) -> None:
         try:

@@ -27,6 +27,7 @@ def test_code_replies_round_trip_through_format_and_parser():
 
 @pytest.mark.parametrize(("text", "action"), [
     ("Thought: done\nCode: final_answer(42)", "final_answer(42)"),  # one line, no fence
+    ("Code: ```py\nx = 1\n```", "x = 1"),  # the fence opens on the label's line
     ("Thought: t\nCode:\n```python\nx = 1\nx\n", "x = 1\nx"),  # cut before the closing fence, still complete
     ("Thought: t\n```py\n    y = 2\n    print(y)\n```", "y = 2\nprint(y)"),  # fence without a label, indented
     ("<think>plan</think>\nCode:\n```py\nprint(1)\n```\nextra words", "print(1)"),
@@ -92,6 +93,16 @@ def test_vote_by_outcome_counts_answers_drops_errors_and_runs_each_code_once():
     assert same.agreement == pytest.approx(2 / 3) and same.parsed.action in ("print(2+2)", "print(4)")
 
 
+def test_vote_by_outcome_compares_numbers_as_numbers_and_never_lets_silent_code_agree():
+    answers = {"a": "42", "b": "42.0", "c": "4.2e1", "d": "41"}
+    numbers = vote_by_outcome([reply(f"{x} = 1") for x in "abcd"], [-1.0, -1.0, -1.0, -0.1],
+                              lambda code: Outcome("Final answer", {"answer": answers[code[0]]}))
+    assert numbers.agreement == pytest.approx(3 / 4) and numbers.parsed.action != "d = 1"
+    silent = vote_by_outcome([reply("x = 1"), reply("y = 2"), reply("x = 1")], [-1.0, -0.1, -1.0],
+                             lambda code: Outcome("(no output)", {"silent": True}))
+    assert silent.parsed.action == "x = 1" and silent.agreement == pytest.approx(2 / 3)  # same code, not same silence
+
+
 def test_vote_by_outcome_falls_back_to_code_that_ran_when_all_fail():
     failed = vote_by_outcome(["garbage", reply("boom()")], [-0.1, -3.0],
                              lambda code: Outcome("Error", {"code_error": "NameError"}))
@@ -134,11 +145,22 @@ def test_try_action_forks_and_step_adopts_only_the_winner(math_env):
     assert math_env.try_action(plus_one).observation == "42"
     assert math_env.try_action(plus_two).observation == "43"
     assert math_env.try_action("print(x)").observation == "41"  # candidates never touch the episode's state
+    before = math_env.sandbox
     observation, reward, done, info = math_env.step(plus_two)  # the winner's fork continues
     assert observation == "43" and not done and info["admissible"]
+    assert before.closed and not math_env.sandbox.closed  # the interpreter it was forked from is gone
     assert math_env.step("print(x)")[0] == "43"
     crashed = math_env.try_action("1 / 0")
     assert "ZeroDivisionError" in crashed.observation and crashed.info["code_error"]
+
+
+def test_a_reply_without_code_is_told_so_and_runs_nothing(math_env):
+    from environments.code_env import NO_CODE
+    from environments.math import load_split
+
+    math_env.reset(load_split("valid_seen")[0])
+    observation, reward, done, info = math_env.step("")
+    assert observation == NO_CODE and not done and info["admissible"] is False
 
 
 def test_a_wrong_final_answer_ends_the_episode_without_reward(math_env):

@@ -143,7 +143,7 @@ def test_in_context_distillation_needs_teacher_steps_and_shows_similar_ones(mixe
     with pytest.raises(ValueError, match="no successful expert steps.*agentkd collect"):
         DemoRetriever(empty)
 
-    retriever = DemoRetriever(mixed_store, k=3, max_tokens=200)
+    retriever = DemoRetriever(mixed_store, k=3, max_tokens=200, split="valid_unseen")
     env = HouseholdEnv()
     task = load_split("valid_unseen")[2]
     inp = PolicyInput(task=task, observation=env.reset(task), admissible_actions=env.admissible_actions(), env=env)

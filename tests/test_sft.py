@@ -147,7 +147,8 @@ def test_icd_examples_show_similar_teacher_steps_but_never_the_own_task(mixed_st
 
     wins = [t for t in mixed_store.iterate(success=True)][:6]
     fmt = PromptFormat(max_history=2, demos=True)
-    rows, report = icd_step_examples(wins, DemoRetriever(mixed_store, k=2, max_tokens=400), fmt=fmt)
+    retriever = DemoRetriever(mixed_store, k=2, max_tokens=400, split="valid_unseen")
+    rows, report = icd_step_examples(wins, retriever, fmt=fmt)
     assert report.kept == len(rows) == sum(t.num_steps for t in wins) and report.extra["episodes"] == 6
     with_demos = [r for r in rows if r["prompt"][-1]["content"].startswith("Similar steps by the teacher:")]
     assert 0 < report.extra["with_demos"] == len(with_demos)
@@ -169,7 +170,7 @@ def test_icd_examples_show_similar_teacher_steps_but_never_the_own_task(mixed_st
                 return offered[-1][1]
             return super().retrieve(inputs, skip=spy)
 
-    icd_step_examples(wins, Recording(mixed_store, k=2, max_tokens=400), fmt=fmt)
+    icd_step_examples(wins, Recording(mixed_store, k=2, max_tokens=400, split="valid_unseen"), fmt=fmt)
     assert any(same for same, _ in offered) and any(not same for same, _ in offered)
     assert all(same == skipped for same, skipped in offered)
 
@@ -186,4 +187,4 @@ def test_an_icd_student_records_its_format_and_is_replayed_only_with_demonstrati
     assert summary["data"]["kept"] == sum(t.num_steps for t in mixed_store.iterate(success=True))
     with pytest.raises(ValueError, match=r"\+icd"):
         StudentPolicy(str(tmp_path / "icd"))
-    StudentPolicy(str(tmp_path / "icd"), demos=DemoRetriever(mixed_store))
+    StudentPolicy(str(tmp_path / "icd"), demos=DemoRetriever(mixed_store, split="valid_unseen"))

@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from agentkd.envs import action_format
+from agentkd.envs import is_code
 from agentkd.models.student import PromptFormat
 from agentkd.policies.base import PolicyInput
 from agentkd.policies.prompt import build_messages, format_step
@@ -73,13 +73,13 @@ def task_of(traj: Trajectory) -> Task:
 
 
 def _code(env: str) -> bool:
-    return action_format(env) == "code"
+    return is_code(env)
 
 
 def assistant_text(step: Step, code: bool = False) -> str:
     """What the assistant said at ``step``: the canonical reply (``code``: with a Python block), or the raw
     text (maybe empty) when it did not parse."""
-    if step.valid or (code and not step.raw_output.strip()):  # an expert's code that raised is still its reply
+    if step.valid or (code and step.action):  # code that ran but raised is replayed in the canonical form too
         return format_step(step.thought, step.action, code)
     return step.raw_output.strip()
 
@@ -243,8 +243,10 @@ def icd_step_examples(
         raise ValueError("max_length needs a tokenizer to measure examples")
     report = DataReport()
     length = _Lengths(tokenizer) if tokenizer is not None else None
+    trajectories = list(trajectories)
     kept = list(_usable(trajectories, report, success_only, task_types, dedup))
-    task_by_trajectory = {t.trajectory_id: t.task_id for t in kept}
+    # Every trajectory, also the duplicates dedup left out: their steps are the closest hits of all.
+    task_by_trajectory = {t.trajectory_id: t.task_id for t in trajectories}
     steps = [(traj, t) for traj in kept for t in range(len(traj.steps))]
     inputs = [PolicyInput(task=task_of(traj), observation=traj.steps[t].observation, history=traj.steps[:t])
               for traj, t in steps]

@@ -16,6 +16,7 @@ import asyncio
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from importlib import import_module
 from pathlib import Path
 from typing import Any
 
@@ -76,7 +77,7 @@ def _policy(config: EvalConfig, engine: Any, teacher: Any, store: Any, env: str,
     if config.icd:
         if store is None:
             raise ValueError("in-context distillation (+icd) needs a store with teacher steps: pass --store")
-        demos = DemoRetriever(store, env, count_tokens=lambda text: len(engine.encode(text)))
+        demos = DemoRetriever(store, env, count_tokens=lambda text: len(engine.encode(text)))  # teacher steps on train
     policy = StudentPolicy(engine, samples=config.samples, max_new_tokens=max_new_tokens, demos=demos)
     if config.cascade is not None:
         policy = CascadePolicy(policy, teacher, config.cascade)
@@ -118,7 +119,7 @@ def evaluate(
     splits: Sequence[str] = ("valid_unseen",),
     store: Any = None,
     teacher: Any = None,
-    max_steps: int = 50,
+    max_steps: int | None = None,
     max_tasks: int | None = None,
     max_new_tokens: int | None = None,
     on_episode: Callable[[str, str, Trajectory], None] | None = None,
@@ -130,7 +131,8 @@ def evaluate(
         student: a student directory, or a :class:`~agentkd.replay.engine.ReplayEngine`.
         teacher: the cascade's teacher policy (default: the environment's expert).
         max_tasks: evaluate the first ``max_tasks`` tasks of each split only.
-        max_new_tokens: a reply's token cap (default: the environment's, see ``agentkd.envs.EPISODE_LIMITS``).
+        max_steps, max_new_tokens: an episode's step limit and a reply's token cap (default: the
+            environment's, see ``agentkd.envs.EPISODE_LIMITS``).
         on_episode: called with (config name, split, trajectory) after each episode.
         on_config: called with (config name, split, number of episodes) before a configuration starts.
     """
@@ -140,13 +142,10 @@ def evaluate(
     from agentkd.replay.engine import ReplayEngine
 
     engine = student if isinstance(student, ReplayEngine) else ReplayEngine(student)
-    max_new_tokens = max_new_tokens or EPISODE_LIMITS.get(env, (0, 96))[1]
+    max_steps = max_steps or EPISODE_LIMITS.get(env, (50, 96))[0]
+    max_new_tokens = max_new_tokens or EPISODE_LIMITS.get(env, (50, 96))[1]
     teacher = teacher or ExpertPolicy(env)
-    try:
-        from environments.household import TASK_TYPES
-        task_types = list(TASK_TYPES) if env == "household" else []
-    except ImportError:  # pragma: no cover
-        task_types = []
+    task_types = list(getattr(import_module(f"environments.{env}"), "TASK_TYPES", ()))  # report columns, in order
 
     results = EvalResults(metadata={"student": engine.name, "env": env, "teacher": teacher.info.name,
                                     "max_steps": max_steps})

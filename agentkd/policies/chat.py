@@ -28,7 +28,7 @@ from langchain_core.outputs import ChatGeneration, ChatResult
 from langchain_core.runnables.config import get_config_list
 from pydantic import ConfigDict, Field, model_validator
 
-from agentkd.envs import action_format
+from agentkd.envs import is_code
 from agentkd.policies.base import Decision, PolicyInput
 from agentkd.policies.hf import HFGenerator
 from agentkd.policies.pricing import Prices, cost_usd
@@ -203,7 +203,7 @@ class ChatModelPolicy:
             prompt_tokens, completion_tokens = _usage(reply)
             decisions.append(decide_from_text(
                 _join(prefix, text) if prefix else text, inp.admissible_actions,
-                code=action_format(inp.task.env) == "code",
+                code=is_code(inp.task.env),
                 prompt_tokens=prompt_tokens + plan_in, completion_tokens=completion_tokens + plan_out,
                 latency_s=latency + plan_latency,
             ))

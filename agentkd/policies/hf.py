@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from agentkd.envs import action_format
+from agentkd.envs import is_code
 from agentkd.models.student import PromptFormat, StudentCard, default_device_dtype, load_student
 from agentkd.policies.base import Decision, PolicyInput
 from agentkd.policies.prompt import build_messages, decide_from_text
@@ -310,6 +310,6 @@ class HFPolicy:
         return [
             decide_from_text(result.text, inp.admissible_actions, prompt_tokens=result.prompt_tokens,
                              completion_tokens=result.completion_tokens, latency_s=result.latency_s,
-                             code=action_format(inp.task.env) == "code")
+                             code=is_code(inp.task.env))
             for inp, result in zip(inputs, results, strict=True)
         ]

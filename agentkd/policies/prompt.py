@@ -20,7 +20,7 @@ import textwrap
 import warnings
 from dataclasses import dataclass
 
-from agentkd.envs import action_format
+from agentkd.envs import is_code
 from agentkd.policies.base import Decision, PolicyInput
 
 __all__ = ["CODE_SYSTEM_PROMPT", "SYSTEM_PROMPT", "ParsedAction", "build_messages", "decide_from_text", "format_step",
@@ -34,7 +34,7 @@ SYSTEM_PROMPT = (
     "When a list of admissible actions is given, the action must be copied exactly from that list."
 )
 
-#: For environments whose actions are Python code (``action_format(env) == "code"``).
+#: For environments whose actions are Python code (``is_code(env)``).
 CODE_SYSTEM_PROMPT = (
     "You are an agent that solves tasks by writing Python code. Each turn you see an observation; reply with:\n"
     "Thought: <your reasoning about what to do next>\n"
@@ -90,7 +90,7 @@ def build_messages(
         header += f"({omitted} earlier step{'s' if omitted != 1 else ''} not shown.)\n"
     header += "\n"
 
-    code = action_format(inp.task.env) == "code"
+    code = is_code(inp.task.env)
     messages = [{"role": "system", "content": _system_message(inp.principles, code)}]
     for i, step in enumerate(history):
         turn = f"Observation: {step.observation.strip()}"
@@ -177,8 +177,11 @@ def _invalid(thought: str, error: str) -> ParsedAction:
 # A code action: "Code:" (or "Action:") then a fenced block; the closing fence may be missing only
 # when nothing follows the code (a reply cut at its token cap is caught by the syntax check).
 _CODE_LABEL = re.compile(_PREFIX + r"(?:code|action)[*_`]*[ \t]*[:：][*_`]*[ \t]*", re.IGNORECASE | re.MULTILINE)
-_CODE_BLOCK = re.compile(r"^[ \t]*```[ \t]*(?:py|python|python3)?[ \t]*\n(.*?)(?:^[ \t]*```|\Z)",
-                         re.IGNORECASE | re.MULTILINE | re.DOTALL)
+_FENCED = r"[ \t]*```[ \t]*(?:py|python|python3)?[ \t]*\n(.*?)(?:^[ \t]*```|\Z)"
+_CODE_BLOCK = re.compile(r"^" + _FENCED, re.IGNORECASE | re.MULTILINE | re.DOTALL)
+_CODE_BLOCK_HERE = re.compile(_FENCED, re.IGNORECASE | re.MULTILINE | re.DOTALL)  # "Code: ```py" on one line
+# A model's odd but valid code ("x is 1") makes compile() warn; that is not the host's concern.
+warnings.filterwarnings("ignore", category=SyntaxWarning, module="<action>")
 
 
 def _parse_code(text: str) -> ParsedAction:
@@ -186,7 +189,8 @@ def _parse_code(text: str) -> ParsedAction:
     tagged = [m.group(1) for m in _THINK_TAGS.finditer(text)]
     body = _THINK_TAGS.sub("\n", text)
     label = _CODE_LABEL.search(body)
-    block = _CODE_BLOCK.search(body, label.end() if label else 0)
+    block = (_CODE_BLOCK_HERE.match(body, label.end()) if label else None) or _CODE_BLOCK.search(
+        body, label.end() if label else 0)
     if block is not None:
         code, before = block.group(1), body[: label.start() if label else block.start()]
     elif label is not None:  # "Code: final_answer(42)" without a fence
@@ -198,9 +202,7 @@ def _parse_code(text: str) -> ParsedAction:
     if not code.strip():
         return _invalid(thought, "no code found: the code block is empty")
     try:
-        with warnings.catch_warnings():  # a model's odd but valid code ('x is 1') is not the host's concern
-            warnings.simplefilter("ignore", SyntaxWarning)
-            compile(code, "<action>", "exec")
+        compile(code, "<action>", "exec")
     except (SyntaxError, ValueError) as exc:
         where = f" (line {exc.lineno})" if getattr(exc, "lineno", None) else ""
         return _invalid(thought, f"code does not parse: {getattr(exc, 'msg', exc)}{where}")

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from agentkd.envs import action_format
+from agentkd.envs import is_code
 from agentkd.policies.base import Decision, PolicyInput
 from agentkd.policies.prompt import format_step
 from agentkd.schema import PolicyInfo
@@ -59,7 +59,7 @@ class CascadePolicy:
                 decisions[i] = Decision(
                     action=answer.action, thought=answer.thought,
                     raw_output=answer.raw_output or format_step(answer.thought, answer.action,
-                                                               action_format(inputs[i].task.env) == "code"),
+                                                               is_code(inputs[i].task.env)),
                     valid=answer.valid, error=answer.error, candidates=own.candidates, deferred=True,
                     prompt_tokens=own.prompt_tokens, completion_tokens=own.completion_tokens,
                     latency_s=own.latency_s + answer.latency_s,

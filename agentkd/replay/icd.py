@@ -12,7 +12,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
 
-from agentkd.envs import action_format
+from agentkd.envs import is_code
 from agentkd.policies.base import PolicyInput
 from agentkd.policies.prompt import format_step
 
@@ -40,22 +40,27 @@ class DemoRetriever:
         max_tokens: token budget of the shown demonstrations (measured with ``count_tokens``).
         count_tokens: counts a text's tokens (default: 4 characters per token).
         teacher_kind: policy kind of the teacher's trajectories (``expert``, ``chat_model``).
+        split: the split demonstrations come from (``train``): never the evaluated one, where the
+            cascade stores the teacher's steps on the very tasks being evaluated.
     """
 
     def __init__(self, store: Any, env: str = "household", *, k: int = 3, max_tokens: int = 300,
-                 count_tokens: Callable[[str], int] | None = None, teacher_kind: str = "expert") -> None:
+                 count_tokens: Callable[[str], int] | None = None, teacher_kind: str = "expert",
+                 split: str = "train") -> None:
         self.store, self.env, self.k, self.max_tokens = store, env, k, max_tokens
         self.count_tokens = count_tokens or (lambda text: len(text) // 4 + 1)
-        self.filters = {"env": env, "policy_kind": teacher_kind, "success": True, "evaluation": False}
+        self.filters = {"env": env, "split": split, "policy_kind": teacher_kind, "success": True,
+                        "evaluation": False}
         if store.count_steps(**self.filters) == 0:
             raise ValueError(
-                f"the store at {store.location} has no successful {teacher_kind} steps for env={env}, so there is "
-                f"nothing to show the student (--icd). Record teacher trajectories first: `agentkd collect --env "
-                f"{env} --teacher expert --store {store.location}`."
+                f"the store at {store.location} has no successful {teacher_kind} steps for env={env} split={split}, so "
+                f"there is nothing to show the student (--icd). Record teacher trajectories first: `agentkd collect "
+                f"--env {env} --split {split} --teacher expert --store {store.location}`."
             )
 
     def describe(self) -> dict[str, Any]:
-        return {"k": self.k, "max_tokens": self.max_tokens, "teacher_kind": self.filters["policy_kind"]}
+        return {"k": self.k, "max_tokens": self.max_tokens, "teacher_kind": self.filters["policy_kind"],
+                "split": self.filters["split"]}
 
     def retrieve(self, inputs: list[PolicyInput], skip: Callable[[PolicyInput, Any], bool] | None = None,
                  ) -> list[list[str]]:
@@ -71,7 +76,7 @@ class DemoRetriever:
         for i, inp in enumerate(inputs):
             by_type[inp.task.task_type].append(i)
         shown: list[list[str]] = [[] for _ in inputs]
-        code = action_format(self.env) == "code"
+        code = is_code(self.env)
         for task_type, members in by_type.items():
             queries = [step_context(inputs[i].task.goal, inputs[i].history, inputs[i].observation) for i in members]
             extra = 2 * self.k if skip is not None else 0

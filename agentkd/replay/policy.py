@@ -2,7 +2,8 @@
 
 :class:`StudentPolicy` renders every running episode's prompt with the format on the student's
 card (the one it was trained with), asks the :class:`~agentkd.replay.engine.ReplayEngine` for
-``samples`` replies per episode in one batched call, and votes (:func:`~agentkd.replay.vote.vote`).
+``samples`` replies per episode in one batched call, and votes (:func:`~agentkd.replay.vote.vote`; for
+code actions :func:`~agentkd.replay.vote.vote_by_outcome`, each candidate run in a fork of the episode).
 With ``samples=1`` it decodes greedily. With a :class:`~agentkd.replay.icd.DemoRetriever`, the
 teacher's most similar recorded steps are shown in the current turn (in-context distillation).
 """
@@ -14,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from agentkd.envs import action_format
+from agentkd.envs import is_code
 from agentkd.models.student import PromptFormat
 from agentkd.policies.base import Decision, PolicyInput
 from agentkd.policies.hf import render_chat
@@ -113,7 +114,7 @@ class StudentPolicy:
         decisions = []
         for inp, request, samples, shown in zip(inputs, requests, results, demos, strict=True):
             texts, logprobs = [s.text for s in samples], [s.mean_logprob for s in samples]
-            if action_format(inp.task.env) != "code":
+            if not is_code(inp.task.env):
                 outcome = vote(texts, logprobs, inp.admissible_actions)
             else:  # code: with several samples, each candidate runs in its own fork of the episode's sandbox
                 run = getattr(inp.env, "try_action", None) if self.samples > 1 else None

@@ -7,10 +7,11 @@ action prints, so candidates that do nothing cannot "agree". The most voted acti
 goes to the action whose samples have the higher mean log-probability per token. When no sample
 is valid, the best-scoring sample is used as it is (and the step counts as invalid).
 
-Code actions (:func:`vote_by_outcome`) cannot be judged by their text: each distinct candidate runs
-in its own fork of the episode's interpreter (``run``, e.g. ``CodeEnv.try_action``); candidates that
-do not compile or raise an error are dropped, and the rest vote on the final answer they give — or,
-when they give none, on what they printed.
+Code actions (:func:`vote_by_outcome`) are judged by what they do: each distinct candidate runs in
+its own fork of the episode's interpreter (``run``, e.g. ``CodeEnv.try_action``); candidates that do
+not compile or raise an error are dropped, and the rest vote on the final answer they give (numbers
+compared as numbers) — or, when they give none, on what they printed. Code that shows nothing votes
+on its own text, so candidates that do nothing visible still cannot "agree".
 """
 
 from __future__ import annotations
@@ -38,6 +39,16 @@ def _key(action: str) -> str:
     return " ".join(action.split()).casefold()
 
 
+def _answer_key(answer: object) -> str:
+    """Final answers that mean the same vote together: "42", "42.0" and "4.2e1"; "Velmora." and "velmora"."""
+    text = str(answer).strip()
+    try:
+        number = float(text.replace(",", ""))
+    except ValueError:
+        return "answer: " + _key(text).rstrip(".!")
+    return f"answer: {number:.12g}" if number == number else "answer: " + _key(text)  # NaN stays text
+
+
 def vote(texts: Sequence[str], mean_logprobs: Sequence[float], admissible: list[str] | None) -> Vote:
     """Choose one of ``texts`` (the k samples of a step); ``mean_logprobs`` breaks ties."""
     if not texts:
@@ -56,7 +67,7 @@ def vote_by_outcome(texts: Sequence[str], mean_logprobs: Sequence[float],
 
     ``run(code)`` returns an outcome with ``observation`` and ``info`` (``info["code_error"]`` when
     the code failed, ``info["answer"]`` when it gave a final answer); each distinct code runs once.
-    Without ``run`` (nothing to execute with) the samples vote on their code text.
+    Without ``run`` (nothing to execute with) the samples vote on their code text, and none is dropped.
     """
     if not texts:
         raise ValueError("nothing to vote on: no samples")
@@ -75,8 +86,13 @@ def vote_by_outcome(texts: Sequence[str], mean_logprobs: Sequence[float],
         if info.get("code_error"):
             parsed[i] = ParsedAction(action=p.action, thought=p.thought, valid=False, error=str(info["code_error"]))
             continue
-        observed = f"answer: {info['answer']}" if "answer" in info else getattr(outcomes[p.action], "observation", "")
-        groups.setdefault(_key(observed), []).append(i)
+        if "answer" in info:
+            key = _answer_key(info["answer"])
+        elif info.get("silent"):
+            key = "code: " + _key(p.action)
+        else:
+            key = "output: " + _key(getattr(outcomes[p.action], "observation", ""))
+        groups.setdefault(key, []).append(i)
     # When every candidate failed, prefer one whose code ran: its error message is what the agent sees next.
     ran = [i for i, p in enumerate(parsed) if p.action]
     return _count(texts, mean_logprobs, parsed, groups, fallback=ran)

@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from agentkd.distill.datasets import DataReport, EmptyDatasetError, grpo_prompts
-from agentkd.envs import load_tasks, make_env
+from agentkd.envs import is_code, load_tasks, make_env
 from agentkd.models.student import PromptFormat, apply_lora, resolve_student
 from agentkd.policies.base import PolicyInput
 from agentkd.policies.hf import left_pad, render_chat, stop_token_ids
@@ -235,7 +235,7 @@ class MultiTurnRollout:
         content = reply[:-1] if closed else reply
         raw = tokenizer.decode(content, skip_special_tokens=True)
         admissible = ep.env.admissible_actions()
-        parsed = parse_output(raw, admissible, code=getattr(ep.env, "action_format", "text") == "code")
+        parsed = parse_output(raw, admissible, code=is_code(ep.task.env))
         observation, reward, done, info = ep.env.step(parsed.action)  # invalid: "" is a no-op, as in replay
         ep.steps.append(Step(
             index=len(ep.steps), observation=ep.observation, thought=parsed.thought, action=parsed.action,

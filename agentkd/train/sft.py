@@ -118,10 +118,15 @@ def train_sft(store: Any, student: str | Path, out_dir: str | Path, config: SFTR
     if config.icd:
         from agentkd.replay.icd import DemoRetriever
 
+        if not config.env or not config.split:
+            raise ValueError("--icd needs an environment and a split: demonstrations come from its teacher steps")
         card.prompt = PromptFormat(max_history=config.icd_history, show_admissible=False, demos=True)
-        rows, report = icd_step_examples(trajectories, DemoRetriever(store, config.env or "household"), tokenizer,
-                                         fmt=card.prompt, max_length=config.max_length,
-                                         task_types=config.task_types, success_only=config.success_only)
+        # The same demonstrations, counted in the same tokens, as at replay (agentkd.eval.run builds its own).
+        retriever = DemoRetriever(store, config.env, split=config.split,
+                                  count_tokens=lambda text: len(tokenizer.encode(text, add_special_tokens=False)))
+        rows, report = icd_step_examples(trajectories, retriever, tokenizer, fmt=card.prompt,
+                                         max_length=config.max_length, task_types=config.task_types,
+                                         success_only=config.success_only)
     else:
         rows, report = sft_conversations(trajectories, tokenizer, fmt=card.prompt, max_length=config.max_length,
                                          overlong=config.overlong, task_types=config.task_types,

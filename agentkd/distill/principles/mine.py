@@ -29,7 +29,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from agentkd.envs import action_format
+from agentkd.envs import is_code
 from agentkd.schema import Principle, Step, Trajectory
 
 __all__ = ["MinerConfig", "cautionary_principles", "mine_principles", "search_order_principles",
@@ -70,7 +70,7 @@ def mine_principles(trajectories: Iterable[Trajectory], config: MinerConfig | No
     for env, group in sorted(by_env.items()):
         if env == "household":
             found += search_order_principles(group, config)
-        if action_format(env) == "code":
+        if is_code(env):
             found += tool_sequence_principles(group, config)
         found += cautionary_principles(group, config)
     return found
@@ -219,7 +219,7 @@ def cautionary_principles(trajectories: Iterable[Trajectory], config: MinerConfi
     if not trajs:
         return []
     env = trajs[0].env
-    code = action_format(env) == "code"
+    code = is_code(env)
     failed = [t for t in trajs if not t.success]
     won = [t for t in trajs if t.success]
     principles = []

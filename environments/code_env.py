@@ -107,18 +107,17 @@ class CodeEnv:
             raise RuntimeError("reset(task) before step()")
         if self.done:
             return "The episode is over.", 0.0, True, {"admissible": False}
-        if not action.strip():  # the reply had no code (the policy marked it invalid): say so, run nothing
-            outcome = StepOutcome(NO_CODE, 0.0, False, {"admissible": False})
-        else:
-            with self._lock:
-                tried = self._tried.pop(action, None)
-                if tried is not None:  # a self-consistency candidate ran this in a fork: continue from there
-                    # Closing the interpreter a fork came from never touches the fork (see CodeSandbox).
-                    self.sandbox.close()
-                    self.sandbox, outcome = tried
-                else:
-                    outcome = self._run(self.sandbox, action)
-                self._close_tried()
+        with self._lock:
+            tried = self._tried.pop(action, None)
+            if not action.strip():  # the reply had no code (the policy marked it invalid): say so, run nothing
+                outcome = StepOutcome(NO_CODE, 0.0, False, {"admissible": False})
+            elif tried is not None:  # a self-consistency candidate ran this in a fork: continue from there
+                # Closing the interpreter a fork came from never touches the fork (see CodeSandbox).
+                self.sandbox.close()
+                self.sandbox, outcome = tried
+            else:
+                outcome = self._run(self.sandbox, action)
+            self._close_tried()  # the other candidates' forks
         self.observations.append(outcome.observation)
         self.done = outcome.done
         return outcome.observation, outcome.reward, outcome.done, outcome.info

@@ -71,8 +71,9 @@ def run_demo(config: DemoConfig, console: Any, on_stage: Any = None) -> Any:
     t = time.perf_counter()
     console.print(f"[bold]1/4[/] the {env} expert plays {config.expert_episodes} train tasks into {root / 'store'}")
     train = load_tasks(env, "train")
+    # The expert gets the environment's whole step budget: the demo's limit is for the students.
     summary = asyncio.run(collect_async(ExpertPolicy(env), env, plan_episodes(train, config.expert_episodes),
-                                        store, workers=32, max_steps=max_steps))
+                                        store, workers=32))
     console.print(f"  {summary.played} played, {summary.already_stored} already stored")
     stage("expert trajectories", t)
 

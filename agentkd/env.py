@@ -26,7 +26,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from agentkd.schema import Task
 
-__all__ = ["Env", "has_expert"]
+__all__ = ["Env", "has_expert", "task_at"]
 
 
 @runtime_checkable
@@ -59,3 +59,10 @@ class Env(Protocol):
 def has_expert(env: object) -> bool:
     """Whether ``env`` offers the optional ``expert_action()`` method."""
     return callable(getattr(env, "expert_action", None))
+
+
+def task_at(tasks: list[Task], split: str, index: int) -> Task:
+    """``tasks[index]`` of a split, with an error that names the split's range (each env's ``get_task``)."""
+    if not 0 <= index < len(tasks):
+        raise IndexError(f"{split} has tasks 0..{len(tasks) - 1}; no task {index}")
+    return tasks[index]

@@ -35,9 +35,9 @@ def make_env(name: str, **kwargs) -> Env:
         from environments.household import HouseholdEnv
 
         return HouseholdEnv(**kwargs)
-    from environments.code_env import code_env
+    from environments.code_env import CodeEnv
 
-    return code_env(name, **kwargs)
+    return CodeEnv(name, **kwargs)
 
 
 def load_tasks(name: str, split: str) -> list[Task]:

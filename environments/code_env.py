@@ -26,7 +26,7 @@ from typing import Any
 
 from agentkd.schema import Task
 
-__all__ = ["CodeEnv", "StepOutcome", "code_env", "render_result"]
+__all__ = ["CodeEnv", "StepOutcome", "render_result"]
 
 #: Observations longer than this are cut (a student's context is small; the sandbox caps output too).
 MAX_OBSERVATION_CHARS = 1500
@@ -188,7 +188,3 @@ class CodeEnv:
         except Exception:  # interpreter shutdown: nothing left to clean
             pass
 
-
-def code_env(name: str, **kwargs: Any) -> CodeEnv:
-    """The registry's constructor for ``qa`` and ``math``."""
-    return CodeEnv(name, **kwargs)

@@ -18,6 +18,7 @@ import random
 from dataclasses import dataclass
 from functools import cache
 
+from agentkd.env import task_at
 from agentkd.schema import Task
 
 from .vocab import TASK_TYPES, FloorPlan, Vocab, load_vocab
@@ -306,7 +307,4 @@ def load_split(name: str) -> list[Task]:
 
 
 def get_task(split: str, index: int) -> Task:
-    tasks = load_split(split)
-    if not 0 <= index < len(tasks):
-        raise IndexError(f"{split} has tasks 0..{len(tasks) - 1}; no task {index}")
-    return tasks[index]
+    return task_at(load_split(split), split, index)

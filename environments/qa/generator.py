@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from functools import cache
 from itertools import combinations
 
+from agentkd.env import task_at
 from agentkd.schema import Task
 
 from .world import WORLD_SEED, World, build_world
@@ -231,10 +232,7 @@ def load_split(name: str, world_seed: int = WORLD_SEED) -> list[Task]:
 
 
 def get_task(split: str, index: int, world_seed: int = WORLD_SEED) -> Task:
-    tasks = load_split(split, world_seed)
-    if not 0 <= index < len(tasks):
-        raise IndexError(f"{split} has tasks 0..{len(tasks) - 1}; no task {index}")
-    return tasks[index]
+    return task_at(load_split(split, world_seed), split, index)
 
 
 def question_for_task(task: Task) -> Question:

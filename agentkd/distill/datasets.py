@@ -28,8 +28,8 @@ from typing import Any
 from agentkd.envs import is_code
 from agentkd.models.student import PromptFormat
 from agentkd.policies.base import PolicyInput
-from agentkd.policies.prompt import build_messages, format_step
-from agentkd.schema import Step, Task, Trajectory
+from agentkd.policies.prompt import assistant_text, build_messages, format_step
+from agentkd.schema import Task, Trajectory
 
 __all__ = [
     "DataReport",
@@ -76,25 +76,12 @@ def _code(env: str) -> bool:
     return is_code(env)
 
 
-def assistant_text(step: Step, code: bool = False) -> str:
-    """What the assistant said at ``step``: the canonical reply (``code``: with a Python block), or the raw
-    text (maybe empty) when it did not parse."""
-    if step.valid or (code and step.action):  # code that ran but raised is replayed in the canonical form too
-        return format_step(step.thought, step.action, code)
-    return step.raw_output.strip()
-
-
 def _prompt_at(traj: Trajectory, t: int, fmt: PromptFormat) -> Messages:
     """The student's prompt before step ``t`` of ``traj``."""
     steps = traj.steps
     inp = PolicyInput(task=task_of(traj), observation=steps[t].observation, history=steps[:t],
                       admissible_actions=steps[t].admissible_actions)
-    messages = build_messages(inp, fmt.max_history, fmt.show_admissible)
-    if fmt.max_history is None or fmt.max_history >= t:
-        # build_messages writes every history turn canonically; keep unparsed turns as they were said.
-        for i, step in enumerate(steps[:t]):
-            messages[2 + 2 * i]["content"] = assistant_text(step, _code(traj.env))
-    return messages
+    return build_messages(inp, fmt.max_history, fmt.show_admissible)
 
 
 def trajectory_messages(traj: Trajectory, fmt: PromptFormat | None = None) -> Messages:

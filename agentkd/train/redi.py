@@ -39,7 +39,14 @@ from transformers import Trainer
 from agentkd.distill.datasets import redi_pairs
 from agentkd.models.student import resolve_student
 from agentkd.schema import Task, Trajectory
-from agentkd.train.common import StageConfig, finish_run, load_trajectories, student_texts, tokens_trained
+from agentkd.train.common import (
+    StageConfig,
+    finish_run,
+    load_trajectories,
+    student_texts,
+    time_budget_callback,
+    tokens_trained,
+)
 
 __all__ = ["RediCollator", "RediRunConfig", "RediTrainer", "tokenize_pair", "train_redi"]
 
@@ -261,7 +268,8 @@ def train_redi(store: Any, student: str | Path, out_dir: str | Path, config: Red
         out_dir, config.pick_learning_rate(tiny=card.base.startswith("tiny")), lr_scheduler_type="cosine",
         remove_unused_columns=False))
     trainer = RediTrainer(model=model, args=args, train_dataset=Dataset.from_list(features),
-                          processing_class=tokenizer, callbacks=callbacks, alpha=config.alpha)
+                          processing_class=tokenizer, alpha=config.alpha,
+                          callbacks=[*(callbacks or []), *time_budget_callback(config.max_minutes)])
     output = trainer.train()
     return finish_run(trainer, output, stage="redi", out_dir=out_dir, card=card, data=report, started=started,
                       tokens=tokens_trained(trainer, report.tokens), config=asdict(config))

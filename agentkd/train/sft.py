@@ -22,7 +22,14 @@ from typing import Any
 
 from agentkd.distill.datasets import EmptyDatasetError, icd_step_examples, sft_conversations
 from agentkd.models.student import PromptFormat, apply_lora, resolve_student
-from agentkd.train.common import StageConfig, finish_run, load_trajectories, student_texts, tokens_trained
+from agentkd.train.common import (
+    StageConfig,
+    finish_run,
+    load_trajectories,
+    student_texts,
+    time_budget_callback,
+    tokens_trained,
+)
 
 __all__ = ["BATCHING", "SFTRunConfig", "flash_attention_available", "resolve_batching", "train_sft"]
 
@@ -151,7 +158,7 @@ def train_sft(store: Any, student: str | Path, out_dir: str | Path, config: SFTR
         dataset_num_proc=None,
     ))
     trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tokenizer,
-                         callbacks=callbacks)
+                         callbacks=[*(callbacks or []), *time_budget_callback(config.max_minutes)])
     output = trainer.train()
     return finish_run(trainer, output, stage="sft", out_dir=out_dir, card=card, data=report, started=started,
                       tokens=tokens_trained(trainer, report.tokens), config=asdict(config) | {"batching": batching})

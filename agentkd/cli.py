@@ -90,6 +90,9 @@ def collect(
     flush_every: int = typer.Option(32, min=1, help="Trajectories per store write."),
     prices: str = typer.Option(None, help="JSON price table {model: [usd_per_1M_in, usd_per_1M_out]} for the "
                                "trajectories' cost (chat-model teachers)."),
+    mistake_rate: float = typer.Option(0.0, min=0.0, max=0.99, help="The expert takes a wrong admissible action "
+                                       "with this probability per step, then recovers: data with mistakes and "
+                                       "recoveries (the mistakes are shown to students, never trained on)."),
 ) -> None:
     """Record teacher trajectories into the experience store. Re-running the same command resumes."""
     from rich.console import Console
@@ -109,7 +112,8 @@ def collect(
     console = Console(soft_wrap=True)
     try:
         plan = plan_episodes(load_tasks(env, split), episodes)
-        policy = resolve_teacher(teacher, env, first_thought=first_thought, temperature=temperature, prices=prices)
+        policy = resolve_teacher(teacher, env, first_thought=first_thought, temperature=temperature, prices=prices,
+                                 mistake_rate=mistake_rate)
         experience = ExperienceStore(store)
     except (ValueError, StoreError, OSError) as exc:
         _fail(str(exc))
@@ -364,25 +368,32 @@ def demo(
     workdir: str = typer.Option("runs/demo", help="Where the store, students and report go."),
     env: str = typer.Option("household", help="household, or a code-agent environment: qa or math (its rows are "
                             "added to the same report)."),
+    student: str = typer.Option("smollm2-135m", help=_STUDENT_HELP),
     expert_episodes: int = typer.Option(400, min=8, help="Expert episodes on train (SFT data)."),
+    train_minutes: float = typer.Option(15.0, help="SFT time budget in minutes (0: train for --sft-epochs)."),
     sft_epochs: float = typer.Option(None, help="SFT passes over the expert episodes (default: 2 household, "
                                      "8 qa and math, whose episodes are short)."),
-    rollouts: int = typer.Option(64, min=0, help="SFT-student episodes on train for REDI (0: skip REDI)."),
-    configs: str = typer.Option("greedy,sc@8,sc@8+cascade@0.5", help="Configurations to evaluate."),
-    max_tasks: int = typer.Option(40, min=0, help="Evaluate the first N tasks of each split (0: all of them)."),
+    rollouts: int = typer.Option(None, min=0, help="SFT-student episodes on train for REDI (0: skip REDI; default: "
+                                 "64 for a tiny student, 0 for a pretrained one)."),
+    configs: str = typer.Option("greedy,sc@8,sc@8+constrained", help="Configurations to evaluate."),
+    split: str = typer.Option("valid_unseen", help="Splits to evaluate on, comma-separated."),
+    max_tasks: int = typer.Option(24, min=0, help="Evaluate the first N tasks of each split (0: all of them)."),
     max_steps: int = typer.Option(None, min=1, help="Step limit per episode (default: 20 household, 8 qa, "
                                   "6 math)."),
 ) -> None:
-    """The whole pipeline on this machine: expert data, tiny student (SFT, REDI), evaluation report."""
+    """The whole pipeline on this machine: expert data, student SFT (and REDI), evaluation report."""
     from rich.console import Console
 
     from agentkd.demo import DemoConfig, run_demo
     from agentkd.store import StoreError
 
     console = Console(soft_wrap=True)
-    config = DemoConfig(workdir=workdir, env=env, expert_episodes=expert_episodes, sft_epochs=sft_epochs,
-                        rollouts=rollouts, redi=rollouts > 0, configs=configs, max_tasks=max_tasks or None,
-                        max_steps=max_steps)
+    if rollouts is None:
+        rollouts = 64 if student.startswith("tiny") else 0
+    config = DemoConfig(workdir=workdir, env=env, student=student, expert_episodes=expert_episodes,
+                        sft_epochs=sft_epochs, train_minutes=train_minutes or None, rollouts=rollouts,
+                        redi=rollouts > 0, configs=configs, max_tasks=max_tasks or None, max_steps=max_steps,
+                        splits=tuple(s.strip() for s in split.split(",") if s.strip()))
     try:
         run_demo(config, console)
     except (ValueError, StoreError) as exc:
@@ -451,14 +462,35 @@ def bench_train_cmd(
     episodes: int = typer.Option(64, min=2, help="Expert episodes to train on (one epoch per batching)."),
     batch_size: int = typer.Option(8, min=1, help="Examples per step (packed rows hold as many on average)."),
     max_length: int = typer.Option(2048, min=64, help="Packed row length / longest example."),
-    student: str = typer.Option("tiny", help="tiny, tiny:small, or a model directory."),
+    student: str = typer.Option("tiny", help="tiny, tiny:small, smollm2-135m, or a model directory."),
+    steps: int = typer.Option(8, min=1, help="With a pretrained student: steps of SFT and of the plain loop."),
 ) -> None:
-    """SFT tokens/s: padded vs length-grouped vs padding-free packed batches, in one run."""
+    """SFT tokens/s side by side in one run.
+
+    tiny students: padded vs length-grouped vs padding-free packed batches. Pretrained students
+    (smollm2-135m, a directory): agentkd's SFT vs a plain PyTorch loop on the same batches, and
+    float32 vs bf16 autocast.
+    """
     from rich.console import Console
     from rich.table import Table
 
-    from agentkd.train.bench import bench_sft
+    from agentkd.train.bench import bench_sft, bench_sft_vs_loop
 
+    if not student.startswith("tiny"):
+        r = bench_sft_vs_loop(student, episodes=episodes, batch_size=min(batch_size, 4), steps=steps,
+                              max_length=max_length)
+        table = Table(title=f"SFT vs a plain loop, {student}, batch {r['batch_size']} "
+                            f"(CPU native bf16: {r['cpu_native_bf16']})")
+        for column in ("run", "steps", "tokens", "seconds", "tokens/s"):
+            table.add_column(column, justify="right")
+        for name, key in (("agentkd SFT (TRL)", "sft"), ("plain loop, fp32", "loop_fp32"),
+                          ("plain loop, bf16 autocast", "loop_bf16")):
+            m = r[key]
+            table.add_row(name, str(m["steps"]), f"{m['tokens']:,}", f"{m['seconds']:.1f}",
+                          f"{m['tokens_per_second']:.0f}")
+        Console().print(table)
+        Console().print(f"SFT / plain loop: {r['sft_vs_loop']:.2f}x; bf16 / fp32: {r['bf16_vs_fp32']:.2f}x")
+        return
     r = bench_sft(episodes, batch_size=batch_size, max_length=max_length, student=student)
     table = Table(title=f"SFT, {r['episodes']} episodes (~{r['mean_example_tokens']:.0f} tokens each), {student}")
     for column in ("batching", "rows/step", "steps", "tokens", "seconds", "tokens/s", "vs padded"):

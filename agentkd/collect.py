@@ -50,13 +50,15 @@ def plan_episodes(tasks: list[Task], episodes: int) -> list[tuple[Task, int]]:
 
 
 def resolve_teacher(spec: str, env_name: str, *, first_thought: bool = False, temperature: float = 0.0,
-                    max_new_tokens: int = 128, prices: str | None = None) -> Policy:
+                    max_new_tokens: int = 128, prices: str | None = None, mistake_rate: float = 0.0) -> Policy:
     """`expert`, `openai:MODEL` (any OpenAI-compatible endpoint, e.g. vLLM, via OPENAI_BASE_URL), or a local
-    Hugging Face model directory / hub name."""
+    Hugging Face model directory / hub name. ``mistake_rate``: the expert's deliberate, recovered mistakes."""
+    if mistake_rate and spec != "expert":
+        raise ValueError("--mistake-rate applies to the expert teacher")
     if spec == "expert":
         from agentkd.policies.expert import ExpertPolicy
 
-        return ExpertPolicy(env_name)
+        return ExpertPolicy(env_name, mistake_rate=mistake_rate)
     if spec.startswith("openai:"):
         try:
             from langchain_openai import ChatOpenAI

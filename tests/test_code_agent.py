@@ -212,8 +212,9 @@ def test_the_demo_runs_for_code_environments_and_adds_their_rows_to_the_report(t
     from agentkd.eval.metrics import EvalResults
 
     for env in ("math", "qa"):
-        config = DemoConfig(workdir=str(tmp_path / "demo"), env=env, expert_episodes=12, sft_epochs=0.25,
-                            rollouts=2, configs="greedy,sc@2", max_tasks=2, max_steps=3)
+        config = DemoConfig(workdir=str(tmp_path / "demo"), env=env, student="tiny", expert_episodes=12,
+                            sft_epochs=0.25, train_minutes=None, rollouts=2, redi=True,
+                            splits=("valid_seen", "valid_unseen"), configs="greedy,sc@2", max_tasks=2, max_steps=3)
         with open(tmp_path / f"{env}.log", "w") as log:
             run_demo(config, Console(file=log))
         assert (tmp_path / "demo" / "students" / env / "redi" / "training_summary.json").is_file()

@@ -140,3 +140,47 @@ def test_sft_filters_count_what_they_drop(trajectories, tokenizer):
         assert row["messages"][-1]["role"] == "assistant"
     kept, report = sft_conversations(trajectories, tokenizer, max_length=limit, overlong="drop")
     assert report.dropped["too_long"] == too_long and len(kept) == wins - too_long
+
+
+def test_the_experts_mistakes_are_shown_recovered_from_and_never_trained(tokenizer, model_dir, tmp_path):
+    """ExpertPolicy(mistake_rate): wrong admissible actions on purpose, then the expert's recovery; SFT masks them."""
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM
+    from trl import SFTConfig, SFTTrainer
+
+    from agentkd.collect import collect
+    from agentkd.distill.datasets import is_mistake, redi_pairs
+    from agentkd.policies.expert import ExpertPolicy
+    from agentkd.store import ExperienceStore
+
+    store = ExperienceStore(tmp_path / "store", spool_dir=tmp_path / "spool")
+    policy = ExpertPolicy("household", mistake_rate=0.3)
+    assert policy.info.kind == "noisy_expert"
+    collect(policy, "household", "valid_unseen", 8, store)
+    noisy = sorted(store.iterate(), key=lambda t: t.trajectory_id)
+    mistakes = [s for t in noisy for s in t.steps if is_mistake(s)]
+    assert mistakes and all(s.valid and s.action != s.info["expert_action"] for s in mistakes)
+    assert sum(t.success for t in noisy) >= 6  # the expert recovers from where its mistakes left it
+
+    traj = next(t for t in noisy if t.success and any(is_mistake(s) for s in t.steps))
+    (row,), _ = sft_conversations([traj], tokenizer)
+    flags = [m.get("train") for m in row["messages"] if m["role"] == "assistant"]
+    assert flags == [False if is_mistake(s) else None for s in traj.steps]
+    args = SFTConfig(output_dir=str(tmp_path / "o"), assistant_only_loss=True, packing=False, report_to="none",
+                     use_cpu=True, max_length=4096)
+    rows = [row, *sft_conversations([t for t in noisy if t is not traj][:1], tokenizer)[0]]
+    trainer = SFTTrainer(model=AutoModelForCausalLM.from_pretrained(model_dir), args=args,
+                         train_dataset=Dataset.from_list(rows), processing_class=tokenizer)
+    batch = trainer.data_collator([trainer.train_dataset[0]])
+    ids, labels = batch["input_ids"][0].tolist(), batch["labels"][0].tolist()
+    pieces = [tokenizer.decode(ids[a:b]) for a, b in _spans([label != -100 for label in labels])]
+    trained = [format_step(s.thought, s.action) + "<|im_end|>" for s in traj.steps if not is_mistake(s)]
+    assert pieces == trained  # every expert turn is learnt, no mistake is
+    text = tokenizer.decode(ids)
+    assert all(format_step(s.thought, s.action) in text for s in traj.steps if is_mistake(s))  # but shown
+
+    collect(ExpertPolicy("household"), "household", "valid_unseen", 1, store)
+    clean = next(t for t in store.iterate(policy_kind="expert"))
+    failed = clean.model_copy(update={"success": False, "trajectory_id": "a-failure"})
+    report = redi_pairs([*noisy, clean, failed], tokenizer, step_pairs=False)[1]
+    assert report.dropped["positive_with_mistakes"] >= 1  # never a REDI positive

@@ -227,7 +227,8 @@ def test_the_demo_runs_the_whole_pipeline(tmp_path):
 
     from agentkd.demo import DemoConfig, run_demo
 
-    config = DemoConfig(workdir=str(tmp_path / "demo"), expert_episodes=16, sft_epochs=0.25, rollouts=4,
+    config = DemoConfig(workdir=str(tmp_path / "demo"), student="tiny", expert_episodes=16, sft_epochs=0.25,
+                        train_minutes=None, rollouts=4, redi=True, splits=("valid_seen", "valid_unseen"),
                         configs="greedy,sc@2+cascade@0.5", max_tasks=2, max_steps=3)
     with open(tmp_path / "log.txt", "w") as log:
         results = run_demo(config, Console(file=log))
@@ -239,6 +240,25 @@ def test_the_demo_runs_the_whole_pipeline(tmp_path):
         assert stage in config.stage_seconds
     summary = tmp_path / "demo" / "students" / "redi" / "training_summary.json"
     assert json.loads(summary.read_text())["stage"] == "redi"
+
+
+@pytest.mark.slow
+def test_the_default_demo_trains_the_packaged_student_within_its_time_budget(tmp_path):
+    """The README's demo, cut down: SmolLM2-135M, a one-minute SFT budget, two tasks."""
+    pytest.importorskip("gguf")
+    from rich.console import Console
+
+    from agentkd.demo import DemoConfig, run_demo
+
+    config = DemoConfig(workdir=str(tmp_path / "demo"), expert_episodes=16, train_minutes=1.0,
+                        configs="greedy,sc@2+constrained", max_tasks=2, max_steps=3)
+    with open(tmp_path / "log.txt", "w") as log:
+        results = run_demo(config, Console(file=log))
+    summary = json.loads((tmp_path / "demo" / "students" / "sft" / "training_summary.json").read_text())
+    assert summary["base"] == "smollm2-135m" and summary["config"]["max_minutes"] == 1.0
+    assert sorted(c.name for c in results.configs) == ["greedy", "sc@2+constrained"]
+    constrained = next(c for c in results.configs if c.name == "sc@2+constrained")
+    assert constrained.metrics.overall.episodes == 2
 
 
 def test_the_action_trie_allows_free_thought_then_only_admissible_actions(engine):

@@ -224,7 +224,7 @@ def test_the_clock_schedule_warms_up_then_decays_to_zero(monkeypatch):
 
 def test_training_precision_follows_the_hardware(monkeypatch):
     from agentkd.models.student import cpu_has_fast_bf16
-    from agentkd.train.common import StageConfig, training_arguments
+    from agentkd.train.common import StageConfig, checkpointing_argument, training_arguments
 
     monkeypatch.setenv("AGENTKD_CPU_BF16", "1")
     assert cpu_has_fast_bf16() and training_arguments("out")["bf16"] is True
@@ -234,7 +234,7 @@ def test_training_precision_follows_the_hardware(monkeypatch):
     flags = open("/proc/cpuinfo").read()
     assert cpu_has_fast_bf16() == ("amx_bf16" in flags or "avx512_bf16" in flags)
     # TRL turns gradient checkpointing on by default; it costs a third more compute that a small student need not pay.
-    assert StageConfig().trainer_arguments("out", 1e-4)["gradient_checkpointing"] is False
+    assert StageConfig().trainer_arguments("out", 1e-4)[checkpointing_argument()] is False
 
 
 def test_the_compact_head_gives_trls_loss_and_gradients_from_the_labelled_positions_only(model_dir):

@@ -29,12 +29,13 @@ from agentkd.envs import is_code
 from agentkd.models.student import PromptFormat
 from agentkd.policies.base import PolicyInput
 from agentkd.policies.prompt import assistant_text, build_messages, format_step
-from agentkd.schema import Task, Trajectory
+from agentkd.schema import Step, Task, Trajectory
 
 __all__ = [
     "DataReport",
     "EmptyDatasetError",
     "assistant_text",
+    "is_mistake",
     "icd_step_examples",
     "grpo_prompts",
     "redi_pairs",
@@ -96,7 +97,19 @@ def trajectory_messages(traj: Trajectory, fmt: PromptFormat | None = None) -> Me
     if fmt.max_history is not None and fmt.max_history < len(traj.steps):
         raise ValueError("one conversation per episode needs the whole history in the prompt (max_history=None)")
     t = len(traj.steps) - 1
-    return [*_prompt_at(traj, t, fmt), {"role": "assistant", "content": assistant_text(traj.steps[t], _code(traj.env))}]
+    messages = [*_prompt_at(traj, t, fmt),
+                {"role": "assistant", "content": assistant_text(traj.steps[t], _code(traj.env))}]
+    # A deliberate mistake (ExpertPolicy(mistake_rate=...)) stays in the history but is not learnt: the chat
+    # template leaves turns marked train=False outside its {% generation %} markers.
+    for i, step in enumerate(traj.steps):
+        if is_mistake(step):
+            messages[2 + 2 * i]["train"] = False
+    return messages
+
+
+def is_mistake(step: Step) -> bool:
+    """A step the teacher took wrong on purpose, to show recoveries (shown in prompts, never trained on)."""
+    return bool(step.info.get("mistake"))
 
 
 def _episode_key(traj: Trajectory) -> tuple:
@@ -322,6 +335,8 @@ def redi_pairs(
         report.considered += 1
         if not traj.steps:
             report.dropped["no_steps"] += 1
+        elif traj.success and any(is_mistake(s) for s in traj.steps):
+            report.dropped["positive_with_mistakes"] += 1  # its mistakes are not to be made more likely
         elif traj.success:
             successes[(traj.env, traj.task_id)].append(traj)
         else:

@@ -29,6 +29,8 @@ __all__ = ["CONVERTED_MARKER", "PACKAGED", "PackagedModel", "PackagedModelError"
            "is_packaged_spec", "materialize"]
 
 CONVERTED_MARKER = "agentkd_converted.json"
+#: Bumped when what a conversion writes changes (e.g. the chat template): older caches are converted again.
+CONVERSION_VERSION = 2
 
 
 class PackagedModelError(ValueError):
@@ -98,7 +100,8 @@ def materialize(spec: str) -> Path:
             recorded = json.loads(marker.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             recorded = {}
-        if recorded.get("size") == source["size"] and recorded.get("source") == source["source"]:
+        if (recorded.get("size"), recorded.get("source"), recorded.get("version")) == (
+                source["size"], source["source"], CONVERSION_VERSION):
             return target
     return convert_gguf(gguf, target, source=source)
 
@@ -141,8 +144,8 @@ def convert_gguf(gguf: str | Path, target: str | Path, *, source: dict[str, Any]
         ensure_generation_template(tokenizer)
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
-        (tmp / CONVERTED_MARKER).write_text(json.dumps((source or _fingerprint(gguf)) | {"gguf": gguf.name}) + "\n",
-                                            encoding="utf-8")
+        record = (source or _fingerprint(gguf)) | {"gguf": gguf.name, "version": CONVERSION_VERSION}
+        (tmp / CONVERTED_MARKER).write_text(json.dumps(record) + "\n", encoding="utf-8")
         if target.exists():
             shutil.rmtree(target)
         os.replace(tmp, target)

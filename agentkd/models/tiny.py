@@ -26,11 +26,14 @@ BOS, IM_START, IM_END, PAD = "<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|p
 #: Special tokens, in id order (ids 0..3).
 SPECIAL_TOKENS = [BOS, IM_START, IM_END, PAD]
 
-#: ChatML with ``{% generation %}`` around what the assistant writes (its content and ``<|im_end|>``).
+#: ChatML with ``{% generation %}`` around what the assistant writes (its content and ``<|im_end|>``),
+#: except in assistant turns marked ``"train": False`` (mistakes shown in the history, not learnt).
 #: Kept on one line per branch: whitespace outside ``{%- -%}`` tags would leak into the prompt.
 CHATML_TEMPLATE = (
     "{%- for message in messages -%}"
-    "{%- if message['role'] == 'assistant' -%}"
+    "{%- if message['role'] == 'assistant' and message['train'] is sameas false -%}"
+    "{{- '<|im_start|>assistant\\n' + message['content'] + '<|im_end|>\\n' -}}"
+    "{%- elif message['role'] == 'assistant' -%}"
     "{{- '<|im_start|>assistant\\n' -}}"
     "{% generation %}{{- message['content'] + '<|im_end|>' -}}{% endgeneration %}"
     "{{- '\\n' -}}"

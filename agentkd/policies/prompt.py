@@ -58,7 +58,7 @@ def assistant_text(step: Step, code: bool = False) -> str:
     mistake next to the environment's answer ("Nothing happens.")."""
     if step.valid or (code and step.action):  # code that ran but raised is replayed in the canonical form too
         return format_step(step.thought, step.action, code)
-    return step.raw_output.strip() or format_step(step.thought, step.action, code)
+    return step.raw_output.strip()
 
 
 def _system_message(principles: list[str], code: bool = False) -> str:

@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-__all__ = ["bench_sft"]
+__all__ = ["bench_sft", "bench_sft_vs_loop"]
 
 
 def bench_sft(episodes: int = 64, batch_size: int = 8, max_length: int = 2048, student: str = "tiny",
@@ -54,3 +54,64 @@ def _episodes(split: str):
 
     # ~10 steps per episode: ask for plenty of steps and stop after enough episodes.
     return expert_trajectories(10_000_000, split=split)
+
+
+def bench_sft_vs_loop(student: str = "smollm2-135m", episodes: int = 32, batch_size: int = 4, steps: int = 8,
+                      max_length: int = 2048, bf16_steps: int = 2, split: str = "train") -> dict[str, Any]:
+    """agentkd's SFT (TRL) vs a plain PyTorch loop on the same batches, and float32 vs bf16 autocast.
+
+    The SFT run trains ``steps`` steps of ``batch_size`` length-grouped examples; its data loader is
+    then replayed, batch for batch, by a plain ``model(**batch).loss.backward(); AdamW.step()`` loop on
+    a fresh copy of the student, in float32 and (for ``bf16_steps`` steps: it can be very slow on
+    CPUs without native bf16) under bf16 autocast. Tokens/s counts non-padding tokens.
+    """
+    import time
+
+    import torch
+    from transformers import TrainerCallback
+
+    from agentkd.models.student import cpu_has_fast_bf16, load_student
+    from agentkd.store import ExperienceStore
+    from agentkd.train.sft import SFTRunConfig, train_sft
+
+    class KeepLoader(TrainerCallback):
+        def on_train_begin(self, args: Any, state: Any, control: Any, train_dataloader: Any = None,
+                           **kwargs: Any) -> None:
+            self.loader = train_dataloader
+
+    keep = KeepLoader()
+    with tempfile.TemporaryDirectory(prefix="agentkd-bench-loop-") as tmp:
+        root = Path(tmp)
+        store = ExperienceStore(root / "store", spool_dir=root / "spool")
+        store.upsert(list(itertools.islice(_episodes(split), episodes)))
+        config = SFTRunConfig(split=split, max_steps=steps, batch_size=batch_size, max_length=max_length,
+                              batching="grouped", logging_steps=10_000, learning_rate=1e-5)
+        summary = train_sft(store, student, root / "sft", config, callbacks=[keep])
+        store.close()
+        batches = list(itertools.islice(iter(keep.loader), steps))
+
+        def plain(autocast: bool, n: int) -> dict[str, float]:
+            model, _ = load_student(student, dtype=torch.float32, device="cpu")
+            model.train()
+            optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5)
+            tokens, started = 0, time.perf_counter()
+            for batch in batches[:n]:
+                inputs = {k: batch[k] for k in ("input_ids", "attention_mask", "labels") if k in batch}
+                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+                    loss = model(**inputs).loss
+                loss.backward()
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+                tokens += int(inputs["attention_mask"].sum())
+            seconds = time.perf_counter() - started
+            return {"steps": n, "tokens": tokens, "seconds": round(seconds, 2),
+                    "tokens_per_second": round(tokens / seconds, 1)}
+
+        loop_fp32 = plain(False, len(batches))
+        loop_bf16 = plain(True, min(bf16_steps, len(batches)))
+    sft = {"steps": summary["steps"], "tokens": summary["tokens"], "seconds": summary["train_seconds"],
+           "tokens_per_second": summary["tokens_per_second"]}
+    return {"student": student, "batch_size": batch_size, "cpu_native_bf16": cpu_has_fast_bf16(),
+            "sft": sft, "loop_fp32": loop_fp32, "loop_bf16": loop_bf16,
+            "sft_vs_loop": round(sft["tokens_per_second"] / loop_fp32["tokens_per_second"], 2),
+            "bf16_vs_fp32": round(loop_bf16["tokens_per_second"] / loop_fp32["tokens_per_second"], 2)}

@@ -93,7 +93,15 @@ class StageConfig:
             out_dir, num_train_epochs=self.epochs, max_steps=self.max_steps,
             per_device_train_batch_size=self.batch_size, gradient_accumulation_steps=self.grad_accum,
             learning_rate=learning_rate, warmup_steps=self.warmup_ratio, logging_steps=self.logging_steps,
-            seed=self.seed, gradient_checkpointing=self.gradient_checkpointing, **overrides)
+            seed=self.seed, **{checkpointing_argument(): self.gradient_checkpointing}, **overrides)
+
+
+def checkpointing_argument() -> str:
+    """``activation_checkpointing`` where transformers has it (``gradient_checkpointing`` is its old name)."""
+    from transformers import TrainingArguments
+
+    fields = TrainingArguments.__dataclass_fields__
+    return "activation_checkpointing" if "activation_checkpointing" in fields else "gradient_checkpointing"
 
 
 def time_budget_callback(max_minutes: float | None, warmup_ratio: float = 0.05) -> list[Any]:

@@ -324,11 +324,12 @@ def train_grpo_cmd(
 
 @app.command("eval")
 def eval_cmd(
-    student: str = typer.Option(..., help="The student directory."),
+    student: str = typer.Option(..., help="The student directory (or smollm2-135m, gguf:PATH, a hub name)."),
     env: str = typer.Option("household", help="Environment: household, qa or math."),
     split: str = typer.Option("valid_unseen", help="Split(s), comma-separated."),
     configs: str = typer.Option(None, help="Configurations to compare, comma-separated: greedy, sc@K, and "
-                                "+icd / +principles / +cascade@T suffixes (e.g. greedy,sc@8,sc@8+cascade@0.5). "
+                                "+icd / +principles / +cascade@T / +constrained suffixes (e.g. "
+                                "greedy,sc@8,sc@8+cascade@0.5,sc@8+constrained). "
                                 "Default: the one given by --samples/--icd/--cascade."),
     samples: int = typer.Option(1, min=1, help="Samples per step (1: greedy; the paper uses 8)."),
     icd: bool = typer.Option(False, "--icd", help="Show retrieved teacher steps in the prompt (needs --store)."),
@@ -460,7 +461,8 @@ def bench_store_cmd(
 @bench_app.command("train")
 def bench_train_cmd(
     episodes: int = typer.Option(64, min=2, help="Expert episodes to train on (one epoch per batching)."),
-    batch_size: int = typer.Option(8, min=1, help="Examples per step (packed rows hold as many on average)."),
+    batch_size: int = typer.Option(8, min=1, help="Examples per step (packed rows hold as many on average; "
+                                   "at most 4 with a pretrained student)."),
     max_length: int = typer.Option(2048, min=64, help="Packed row length / longest example."),
     student: str = typer.Option("tiny", help="tiny, tiny:small, smollm2-135m, or a model directory."),
     steps: int = typer.Option(8, min=1, help="With a pretrained student: steps of SFT and of the plain loop."),

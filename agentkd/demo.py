@@ -7,8 +7,8 @@
 3. the SFT student plays ``rollouts`` train tasks (its failures are REDI's negatives), and REDI
    refines it on successes vs failures (by default for the tiny student only: on 2 CPU cores the
    135M student's rollouts cost more than the demo's budget);
-4. the student is evaluated greedy, with self-consistency, and with the cascade to the expert on
-   ``valid_seen`` and ``valid_unseen``; the table is printed and the report written.
+4. the student is evaluated (by default greedy, ``sc@8`` and ``sc@8+constrained``) on the first
+   ``max_tasks`` tasks of ``valid_unseen``; the table is printed and the report written.
 
 Everything lands in ``workdir`` (store, students, report); running the demo again reuses the
 collected trajectories and evaluations of the same student. ``env`` picks the environment

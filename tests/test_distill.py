@@ -145,7 +145,7 @@ def test_sft_filters_count_what_they_drop(trajectories, tokenizer):
 def test_the_experts_mistakes_are_shown_recovered_from_and_never_trained(tokenizer, model_dir, tmp_path):
     """ExpertPolicy(mistake_rate): wrong admissible actions on purpose, then the expert's recovery; SFT masks them."""
     from datasets import Dataset
-    from transformers import AutoModelForCausalLM
+    from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import SFTConfig, SFTTrainer
 
     from agentkd.collect import collect
@@ -183,4 +183,9 @@ def test_the_experts_mistakes_are_shown_recovered_from_and_never_trained(tokeniz
     clean = next(t for t in store.iterate(policy_kind="expert"))
     failed = clean.model_copy(update={"success": False, "trajectory_id": "a-failure"})
     report = redi_pairs([*noisy, clean, failed], tokenizer, step_pairs=False)[1]
-    assert report.dropped["positive_with_mistakes"] >= 1  # never a REDI positive
+    assert report.dropped["with_mistakes"] == len(noisy)  # never a REDI positive or negative
+
+    old = AutoTokenizer.from_pretrained(model_dir)
+    old.chat_template = old.chat_template.replace("message['train'] is sameas false", "false")
+    with pytest.raises(ValueError, match="deliberate mistakes"):
+        sft_conversations([traj], old)

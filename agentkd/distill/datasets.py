@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agentkd.envs import is_code
+from agentkd.models.chat_template import honours_train_flags
 from agentkd.models.student import PromptFormat
 from agentkd.policies.base import PolicyInput
 from agentkd.policies.prompt import assistant_text, build_messages, format_step
@@ -203,6 +204,11 @@ def sft_conversations(
     rows: list[dict[str, Messages]] = []
     for traj in _usable(trajectories, report, success_only, task_types, dedup):
         messages = trajectory_messages(traj, fmt)
+        if tokenizer is not None and any(m.get("train") is False for m in messages) and not honours_train_flags(
+                tokenizer):
+            raise ValueError(f"trajectory {traj.trajectory_id} has deliberate mistakes, which must not be trained on, "
+                             "but the student's chat template would train them (it predates mistake masking): start "
+                             "from a student whose template is agentkd.models.chat_template.CHATML_TEMPLATE")
         if length is not None:
             fitted, n, truncated = _fit(messages, length, max_length if overlong == "truncate" else None, 3)
             if overlong == "drop" and max_length is not None and n > max_length:
@@ -247,7 +253,7 @@ def icd_step_examples(
     kept = list(_usable(trajectories, report, success_only, task_types, dedup))
     # Every trajectory, also the duplicates dedup left out: their steps are the closest hits of all.
     task_by_trajectory = {t.trajectory_id: t.task_id for t in trajectories}
-    steps = [(traj, t) for traj in kept for t in range(len(traj.steps))]
+    steps = [(traj, t) for traj in kept for t in range(len(traj.steps)) if not is_mistake(traj.steps[t])]
     inputs = [PolicyInput(task=task_of(traj), observation=traj.steps[t].observation, history=traj.steps[:t])
               for traj, t in steps]
     demos = retriever.retrieve(
@@ -335,8 +341,9 @@ def redi_pairs(
         report.considered += 1
         if not traj.steps:
             report.dropped["no_steps"] += 1
-        elif traj.success and any(is_mistake(s) for s in traj.steps):
-            report.dropped["positive_with_mistakes"] += 1  # its mistakes are not to be made more likely
+        elif any(is_mistake(s) for s in traj.steps):
+            # A positive would make its mistakes likelier, a negative its recoveries less likely.
+            report.dropped["with_mistakes"] += 1
         elif traj.success:
             successes[(traj.env, traj.task_id)].append(traj)
         else:

@@ -94,16 +94,19 @@ def materialize(spec: str) -> Path:
         target = agentkd_home() / "models" / spec
     else:
         raise PackagedModelError(f"unknown packaged student {spec!r}; choose one of {sorted(PACKAGED)} or gguf:PATH")
-    marker = target / CONVERTED_MARKER
-    if marker.is_file():
-        try:
-            recorded = json.loads(marker.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            recorded = {}
-        if (recorded.get("size"), recorded.get("source"), recorded.get("version")) == (
-                source["size"], source["source"], CONVERSION_VERSION):
-            return target
+    if _is_current(target, source):
+        return target
     return convert_gguf(gguf, target, source=source)
+
+
+def _is_current(target: Path, source: dict[str, Any]) -> bool:
+    """A finished conversion of this very file by this version of the converter."""
+    try:
+        recorded = json.loads((target / CONVERTED_MARKER).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(recorded, dict) and recorded.get("version") == CONVERSION_VERSION and all(
+        recorded.get(key) == value for key, value in source.items())
 
 
 def convert_gguf(gguf: str | Path, target: str | Path, *, source: dict[str, Any] | None = None) -> Path:
@@ -111,7 +114,7 @@ def convert_gguf(gguf: str | Path, target: str | Path, *, source: dict[str, Any]
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
-    from agentkd.models.student import ensure_generation_template
+    from agentkd.models.chat_template import ensure_generation_template
 
     gguf, target = Path(gguf), Path(target)
     try:
@@ -137,18 +140,27 @@ def convert_gguf(gguf: str | Path, target: str | Path, *, source: dict[str, Any]
         config = AutoConfig.for_model(**settings)
         with torch.device("meta"):
             model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
-        model.load_state_dict(gguf_model.state_dict(), assign=True, strict=True)
+        try:
+            model.load_state_dict(gguf_model.state_dict(), assign=True, strict=True)
+        except RuntimeError as exc:
+            raise PackagedModelError(f"{gguf}: its weights do not fit the model its metadata describes: "
+                                     f"{str(exc).splitlines()[0]}") from exc
         if getattr(model.config, "tie_word_embeddings", False):
             model.tie_weights()
         model.generation_config = gguf_model.generation_config
         ensure_generation_template(tokenizer)
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
-        record = (source or _fingerprint(gguf)) | {"gguf": gguf.name, "version": CONVERSION_VERSION}
-        (tmp / CONVERTED_MARKER).write_text(json.dumps(record) + "\n", encoding="utf-8")
-        if target.exists():
-            shutil.rmtree(target)
+        source = source or _fingerprint(gguf)
+        (tmp / CONVERTED_MARKER).write_text(json.dumps(source | {"gguf": gguf.name, "version": CONVERSION_VERSION})
+                                            + "\n", encoding="utf-8")
+        if _is_current(target, source):  # another process finished first: keep its directory
+            return target
+        old = target.parent / f".{target.name}.old-{os.getpid()}"
+        if target.exists():  # stale or half-written: moved aside in one rename, then deleted
+            os.replace(target, old)
         os.replace(tmp, target)
+        shutil.rmtree(old, ignore_errors=True)
     except OSError as exc:
         raise PackagedModelError(f"cannot write the converted model to {target} ({exc.strerror or exc}): "
                                  "set AGENTKD_HOME to a writable folder") from exc

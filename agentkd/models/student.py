@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -37,7 +36,6 @@ __all__ = [
     "apply_lora",
     "cpu_has_fast_bf16",
     "default_device_dtype",
-    "ensure_generation_template",
     "load_student",
     "resolve_student",
 ]
@@ -120,23 +118,6 @@ def default_device_dtype(device: Any = None, dtype: Any = None) -> tuple[Any, An
     return torch.device(device), dtype
 
 
-def ensure_generation_template(tokenizer: Any) -> bool:
-    """Give a ChatML-family tokenizer a template with ``{% generation %}`` markers; True when replaced.
-
-    The markers are what ``return_assistant_tokens_mask`` (TRL's assistant-only loss) needs. Our
-    prompts always carry a system message, so the plain ChatML template renders them exactly as a
-    ChatML model's own template (SmolLM2's, Qwen's) does.
-    """
-    from agentkd.models.tiny import CHATML_TEMPLATE
-
-    template = getattr(tokenizer, "chat_template", None)
-    if not isinstance(template, str) or "<|im_start|>" not in template or re.search(r"{%-?\s*generation\s*-?%}",
-                                                                                       template):
-        return False
-    tokenizer.chat_template = CHATML_TEMPLATE
-    return True
-
-
 def load_student(
     name_or_path: str | Path, *, dtype: Any = None, device: Any = None, allow_download: bool = False
 ) -> tuple[Any, Any]:
@@ -147,6 +128,7 @@ def load_student(
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from agentkd.models.chat_template import ensure_generation_template
     from agentkd.models.packaged import PackagedModelError, is_packaged_spec, materialize
 
     device, dtype = default_device_dtype(device, dtype)
@@ -189,8 +171,9 @@ def resolve_student(
     """The starting ``(model, tokenizer, card)`` for a training run into ``out_dir``.
 
     ``spec`` is ``tiny`` or ``tiny:SIZE`` (built in ``out_dir`` from ``texts``), a saved directory
-    (its card, if any, is kept so the lineage continues), or a hub name. Models are loaded in
-    float32 on CPU; trainers move them and use bf16 autocast on GPUs.
+    (its card, if any, is kept so the lineage continues), ``smollm2-135m`` / ``gguf:PATH``, or a hub
+    name. Models are loaded in float32 on CPU; trainers move them and use bf16 autocast where the
+    hardware computes bf16 natively.
     """
     import torch
 

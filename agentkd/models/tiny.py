@@ -20,29 +20,13 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from agentkd.models.chat_template import CHATML_TEMPLATE
+
 __all__ = ["CHATML_TEMPLATE", "MODEL_SIZES", "SPECIAL_TOKENS", "build_tiny_model"]
 
 BOS, IM_START, IM_END, PAD = "<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|pad|>"
 #: Special tokens, in id order (ids 0..3).
 SPECIAL_TOKENS = [BOS, IM_START, IM_END, PAD]
-
-#: ChatML with ``{% generation %}`` around what the assistant writes (its content and ``<|im_end|>``),
-#: except in assistant turns marked ``"train": False`` (mistakes shown in the history, not learnt).
-#: Kept on one line per branch: whitespace outside ``{%- -%}`` tags would leak into the prompt.
-CHATML_TEMPLATE = (
-    "{%- for message in messages -%}"
-    "{%- if message['role'] == 'assistant' and message['train'] is sameas false -%}"
-    "{{- '<|im_start|>assistant\\n' + message['content'] + '<|im_end|>\\n' -}}"
-    "{%- elif message['role'] == 'assistant' -%}"
-    "{{- '<|im_start|>assistant\\n' -}}"
-    "{% generation %}{{- message['content'] + '<|im_end|>' -}}{% endgeneration %}"
-    "{{- '\\n' -}}"
-    "{%- else -%}"
-    "{{- '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>\\n' -}}"
-    "{%- endif -%}"
-    "{%- endfor -%}"
-    "{%- if add_generation_prompt -%}{{- '<|im_start|>assistant\\n' -}}{%- endif -%}"
-)
 
 #: Qwen2Config sizes. "tiny" ≈ 3M parameters, "small" ≈ 15M (with a 4,096-token vocabulary).
 MODEL_SIZES: dict[str, dict[str, int]] = {

@@ -58,7 +58,7 @@ def render_chat(tokenizer: Any, conversation: list[dict[str, str]], *, continue_
         raise ValueError("continue_final_message needs a conversation that ends with an assistant message")
     template = None
     if not getattr(tokenizer, "chat_template", None):
-        from agentkd.models.tiny import CHATML_TEMPLATE
+        from agentkd.models.chat_template import CHATML_TEMPLATE
 
         template = CHATML_TEMPLATE
     return tokenizer.apply_chat_template(

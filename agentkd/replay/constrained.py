@@ -3,13 +3,14 @@
 Where an environment lists its admissible actions, a student can still write an action that is not
 one of them ("go to toilet 2" in a room with one toilet). Constrained decoding lets the thought run
 free and, once the reply opens its action line (``\\nAction:``), allows only tokens that continue
-some admissible command, then the end-of-turn token. Every sample is then a valid action, so
-self-consistency votes among valid actions. It is a different claim from free generation (the
-student is told what is possible), and is reported as its own configuration (``+constrained``).
+some admissible command, then the end-of-turn token. Every sample that reaches its action line
+within the reply's token cap is then a valid action, so self-consistency votes among valid
+actions. It is a different claim from free generation (the student is told what is possible), and
+is reported as its own configuration (``+constrained``).
 
 :class:`ActionConstraint` is built per step from the admissible list and the tokenizer; the
-:class:`~agentkd.replay.engine.ReplayEngine` asks each constrained row which tokens it allows
-(:meth:`ActionConstraint.allowed`) before picking the next token.
+:class:`~agentkd.replay.engine.ReplayEngine` keeps one cursor per decoded row and asks it which
+tokens it allows before picking the next one.
 """
 
 from __future__ import annotations

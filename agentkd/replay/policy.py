@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from agentkd.envs import is_code
+from agentkd.models.packaged import is_packaged_spec, materialize
 from agentkd.models.student import PromptFormat
 from agentkd.policies.base import Decision, PolicyInput
 from agentkd.policies.hf import render_chat
@@ -40,6 +41,8 @@ def student_fingerprint(path: str | Path) -> str:
     trajectory ids instead of being mistaken for the old one.
     """
     digest = hashlib.sha256()
+    if is_packaged_spec(str(path)):  # smollm2-135m, gguf:PATH: the converted directory
+        path = materialize(str(path))
     for file in sorted(Path(path).glob("*")):
         if file.suffix in (".json", ".safetensors", ".bin") and file.is_file():
             stat = file.stat()
@@ -58,7 +61,8 @@ class StudentPolicy:
         prompt: the prompt format (default: the student card's).
         demos: a retriever of teacher steps for in-context distillation.
         constrained: decode the action line through a trie of the admissible actions, where the
-            environment lists them (:mod:`agentkd.replay.constrained`): every sample is valid.
+            environment lists them (:mod:`agentkd.replay.constrained`): every sample that writes its
+            action line within ``max_new_tokens`` names an admissible action.
         price: USD per 1M (input, output) tokens, for the episode's cost (see :mod:`agentkd.replay.cascade`).
         name: the policy's name in trajectories (default: the student's path).
     """
@@ -86,7 +90,7 @@ class StudentPolicy:
         params: dict[str, Any] = {"samples": samples, "temperature": self.temperature, "top_p": self.top_p,
                                   "max_new_tokens": max_new_tokens, "max_history": self.prompt.max_history,
                                   "show_admissible": self.prompt.show_admissible}
-        if Path(self.engine.name).is_dir():
+        if Path(self.engine.name).is_dir() or is_packaged_spec(self.engine.name):
             params["fingerprint"] = student_fingerprint(self.engine.name)
         if demos is not None:
             params["icd"] = demos.describe()
@@ -111,8 +115,9 @@ class StudentPolicy:
         for inp, shown in zip(inputs, demos, strict=True):
             text = render_chat(tokenizer, self.messages(inp, shown))
             constraint = None
-            if self.constrained and inp.admissible_actions is not None and not is_code(inp.task.env):
+            if self.constrained and inp.admissible_actions and not is_code(inp.task.env):
                 constraint = build_constraint(tokenizer, inp.admissible_actions)
+                constraint = constraint if constraint.trie else None  # nothing to spell: decode freely
             requests.append(GenerationRequest(
                 key=id(inp.env) if inp.env is not None else inp.task.task_id,
                 prompt_ids=self.engine.encode(text), n=self.samples, temperature=self.temperature,

@@ -87,6 +87,10 @@ class StageConfig:
         tiny_rate, lora_rate, full_rate = self.DEFAULT_RATES
         return tiny_rate if tiny else lora_rate if lora else full_rate
 
+    def callbacks(self, given: list[Any] | None = None) -> list[Any]:
+        """The run's callbacks: ``given`` plus the time budget's, when there is one."""
+        return [*(given or []), *time_budget_callback(self.max_minutes, self.warmup_ratio)]
+
     def trainer_arguments(self, out_dir: str | Path, learning_rate: float, **overrides: Any) -> dict[str, Any]:
         """Keyword arguments for the stage's ``TrainingArguments`` (a TRL config or transformers' own)."""
         return training_arguments(
@@ -107,9 +111,10 @@ def checkpointing_argument() -> str:
 def time_budget_callback(max_minutes: float | None, warmup_ratio: float = 0.05) -> list[Any]:
     """A callback that ends training once ``max_minutes`` have passed (none when there is no budget).
 
-    Under a budget the learning rate follows the clock, not the step count: a linear warm-up over the
-    first ``warmup_ratio`` of the time, then a cosine decay that reaches zero at the deadline. A
-    step-based schedule would be cut off mid-way at an unknown step, with the rate still high.
+    Under a budget the learning rate follows the run's progress, the larger of the time spent and
+    the steps done (whichever ends the run first): a linear warm-up over the first ``warmup_ratio``,
+    then a cosine decay that reaches zero at the end. A step-based schedule would be cut off mid-way
+    at an unknown step, with the rate still high.
     """
     if not max_minutes:
         return []
@@ -122,8 +127,11 @@ def time_budget_callback(max_minutes: float | None, warmup_ratio: float = 0.05) 
             self.started = time.monotonic()
             self.seconds = 60.0 * max_minutes
 
-        def on_step_end(self, args: Any, state: Any, control: Any, optimizer: Any = None, **kwargs: Any) -> Any:
+        def on_step_end(self, args: Any, state: Any, control: Any, optimizer: Any = None, lr_scheduler: Any = None,
+                        **kwargs: Any) -> Any:
             done = (time.monotonic() - self.started) / self.seconds
+            if getattr(state, "max_steps", 0):
+                done = max(done, state.global_step / state.max_steps)
             if done >= 1.0:
                 control.should_training_stop = True
             elif optimizer is not None:
@@ -134,6 +142,8 @@ def time_budget_callback(max_minutes: float | None, warmup_ratio: float = 0.05) 
                 for group in optimizer.param_groups:
                     group.setdefault("agentkd_peak_lr", group.get("initial_lr", group["lr"]))
                     group["lr"] = group["agentkd_peak_lr"] * scale
+                if lr_scheduler is not None and hasattr(lr_scheduler, "_last_lr"):  # what the Trainer logs
+                    lr_scheduler._last_lr = [group["lr"] for group in optimizer.param_groups]
             return control
 
     return [TimeBudget()]

@@ -25,8 +25,11 @@ def compact_lm_head(model: Any) -> bool:
 
     fused_forward = model.forward
     prefix = getattr(model, "base_model_prefix", "model")
-    if not hasattr(model, prefix):
-        return False
+    text = model.config.get_text_config()
+    scaled = any(getattr(text, name, None) not in (None, 1.0) for name in (
+        "final_logit_softcapping", "logit_scale", "output_multiplier", "lm_head_multiplier", "logits_scaling"))
+    if not hasattr(model, prefix) or scaled or getattr(text, "output_router_logits", False):
+        return False  # scaled or soft-capped logits, MoE auxiliary losses: TRL's head handles them
 
     def forward(self: Any, *args: Any, fused_lm_head: bool = False, labels: Any = None, shift_labels: Any = None,
                 num_items_in_batch: Any = None, **kwargs: Any) -> Any:

@@ -49,7 +49,7 @@ from agentkd.policies.base import PolicyInput
 from agentkd.policies.hf import left_pad, render_chat, stop_token_ids
 from agentkd.policies.prompt import build_messages, parse_output
 from agentkd.schema import Step, Task
-from agentkd.train.common import StageConfig, finish_run, time_budget_callback
+from agentkd.train.common import StageConfig, finish_run
 
 __all__ = ["EnvReward", "Episode", "GRPORunConfig", "MultiTurnRollout", "RolloutStats", "env_turn_text",
            "train_grpo"]
@@ -443,7 +443,7 @@ def train_grpo(student: str | Path, out_dir: str | Path, config: GRPORunConfig |
     ))
     trainer = GRPOTrainer(model=model, reward_funcs=[EnvReward(config.invalid_action_penalty)], args=args,
                           train_dataset=Dataset.from_list(rows), processing_class=tokenizer, rollout_func=rollout,
-                          callbacks=[*(callbacks or []), *time_budget_callback(config.max_minutes)])
+                          callbacks=config.callbacks(callbacks))
     output = trainer.train()
     report.extra["rollouts"] = rollout.stats.as_dict()
     stats = rollout.stats

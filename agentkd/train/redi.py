@@ -44,7 +44,6 @@ from agentkd.train.common import (
     finish_run,
     load_trajectories,
     student_texts,
-    time_budget_callback,
     tokens_trained,
 )
 
@@ -269,7 +268,7 @@ def train_redi(store: Any, student: str | Path, out_dir: str | Path, config: Red
         remove_unused_columns=False))
     trainer = RediTrainer(model=model, args=args, train_dataset=Dataset.from_list(features),
                           processing_class=tokenizer, alpha=config.alpha,
-                          callbacks=[*(callbacks or []), *time_budget_callback(config.max_minutes)])
+                          callbacks=config.callbacks(callbacks))
     output = trainer.train()
     return finish_run(trainer, output, stage="redi", out_dir=out_dir, card=card, data=report, started=started,
                       tokens=tokens_trained(trainer, report.tokens), config=asdict(config))

@@ -27,7 +27,6 @@ from agentkd.train.common import (
     finish_run,
     load_trajectories,
     student_texts,
-    time_budget_callback,
     tokens_trained,
 )
 
@@ -158,7 +157,7 @@ def train_sft(store: Any, student: str | Path, out_dir: str | Path, config: SFTR
         dataset_num_proc=None,
     ))
     trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tokenizer,
-                         callbacks=[*(callbacks or []), *time_budget_callback(config.max_minutes)])
+                         callbacks=config.callbacks(callbacks))
     if trainer.args.device.type == "cpu":  # score only the labelled positions (see agentkd.train.compact_head)
         from agentkd.train.compact_head import compact_lm_head
 

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# One row of the quality table per run, each into its own folder with the command that made it:
+#   benchmarks/results/run_quality.sh STUDENT STORE NAME SPLIT MAX_TASKS CONFIG [CONFIG ...]
+# e.g. benchmarks/results/run_quality.sh runs/sft135 runs/store sft135 valid_unseen 48 greedy sc@8+constrained
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+student=$1 store=$2 name=$3 split=$4 max_tasks=$5
+shift 5
+for config in "$@"; do
+  out="benchmarks/results/$name/$split-${max_tasks}/$config"
+  mkdir -p "$out"
+  cmd=(.venv/bin/agentkd eval --student "$student" --store "$store" --split "$split" --configs "$config"
+       --max-steps 50 --max-tasks "$max_tasks" --out "$out")
+  echo "${cmd[*]}" > "$out/COMMAND"
+  start=$(date +%s)
+  "${cmd[@]}" > "$out/log.txt" 2>&1
+  echo "wall_seconds $(( $(date +%s) - start ))" >> "$out/COMMAND"
+done

@@ -340,6 +340,8 @@ def eval_cmd(
     max_steps: int = typer.Option(None, min=1, help="Step limit per episode (default: the environment's, "
                                   "20 household, 8 qa, 6 math)."),
     max_new_tokens: int = typer.Option(None, min=1, help="Token cap of a reply (default: the environment's)."),
+    workers: int = typer.Option(16, min=1, help="Episodes played at once (batched; each holds its prompt's cache "
+                                "in memory)."),
 ) -> None:
     """Evaluate a student (greedy, self-consistency, in-context distillation, cascade) and write a report."""
     from rich.console import Console
@@ -359,7 +361,7 @@ def eval_cmd(
         experience = ExperienceStore(store) if store else None
         splits = [s.strip() for s in split.split(",") if s.strip()]
         evaluate_with_report(console, student, chosen, splits, experience, out, env=env, max_tasks=max_tasks,
-                             max_steps=max_steps, max_new_tokens=max_new_tokens)
+                             max_steps=max_steps, max_new_tokens=max_new_tokens, workers=workers)
     except (ValueError, StoreError) as exc:
         _fail(str(exc))
 
@@ -486,7 +488,7 @@ def bench_train_cmd(
         for column in ("run", "steps", "tokens", "seconds", "tokens/s"):
             table.add_column(column, justify="right")
         for name, key in (("agentkd SFT (TRL)", "sft"), ("plain loop, fp32", "loop_fp32"),
-                          ("plain loop, bf16 autocast", "loop_bf16")):
+                          ("one example, fp32", "precision_fp32"), ("one example, bf16 autocast", "loop_bf16")):
             m = r[key]
             table.add_row(name, str(m["steps"]), f"{m['tokens']:,}", f"{m['seconds']:.1f}",
                           f"{m['tokens_per_second']:.0f}")

@@ -263,3 +263,13 @@ def test_the_compact_head_gives_trls_loss_and_gradients_from_the_labelled_positi
     for field in ("log_probs", "entropy", "is_top1", "label_mask"):
         torch.testing.assert_close(getattr(ours, field).float(), getattr(trl, field).float(), rtol=1e-4, atol=1e-4)
     torch.testing.assert_close(our_grad, trl_grad, rtol=1e-4, atol=1e-6)
+
+
+def test_bench_train_replays_the_sft_batches_in_a_plain_loop():
+    from agentkd.train.bench import bench_sft_vs_loop
+
+    r = bench_sft_vs_loop("tiny", episodes=4, batch_size=2, steps=2, precision_tokens=64, split="valid_unseen")
+    assert r["sft"]["steps"] == r["loop_fp32"]["steps"] == 2
+    assert r["loop_fp32"]["tokens"] > 0
+    assert r["precision_fp32"]["tokens"] == r["loop_bf16"]["tokens"] <= 64
+    assert r["sft_vs_loop"] > 0 and r["bf16_vs_fp32"] > 0

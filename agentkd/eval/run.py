@@ -127,6 +127,7 @@ def evaluate(
     max_steps: int | None = None,
     max_tasks: int | None = None,
     max_new_tokens: int | None = None,
+    workers: int = 16,
     on_episode: Callable[[str, str, Trajectory], None] | None = None,
     on_config: Callable[[str, str, int], None] | None = None,
 ) -> EvalResults:
@@ -138,6 +139,9 @@ def evaluate(
         max_tasks: evaluate the first ``max_tasks`` tasks of each split only.
         max_steps, max_new_tokens: an episode's step limit and a reply's token cap (default: the
             environment's, see ``agentkd.envs.EPISODE_LIMITS``).
+        workers: episodes played at once (their steps share one batched forward pass; each holds its
+            prompt's cache, so this bounds the memory: 16 long household episodes of the 135M student
+            take a few GB, 48 overflowed 24 GB).
         on_episode: called with (config name, split, trajectory) after each episode.
         on_config: called with (config name, split, number of episodes) before a configuration starts.
     """
@@ -177,8 +181,11 @@ def evaluate(
                 on_config(config.name, split, len(tasks))
             target = store if store is not None else scratch
             plan = plan_episodes(tasks, len(tasks))
-            asyncio.run(collect_async(policy, env, plan, target, workers=len(tasks), max_steps=max_steps,
-                                      on_episode=record))
+            # Each running episode holds its prompt's cache (46 KB a token for the 135M student in float32):
+            # `workers` bounds the memory, and the engine keeps no more prefixes than there are episodes running.
+            engine.max_cached = min(len(tasks), workers)
+            asyncio.run(collect_async(policy, env, plan, target, workers=min(len(tasks), workers),
+                                      max_steps=max_steps, on_episode=record))
             engine.clear()  # these episodes are over
             ids = [trajectory_id(t.task_id, policy.info, 0) for t in tasks]
             fresh = {t.trajectory_id for t in played}

@@ -68,10 +68,11 @@ class _Cursor:
 
 
 def _end_of_turn(tokenizer: Any) -> int | None:
-    vocab = tokenizer.get_vocab()
+    """The token that ends an assistant turn (what the student was trained to write after its action)."""
     for token in ("<|im_end|>", "<|eot_id|>", "<end_of_turn>", "<|end|>"):
-        if token in vocab:
-            return vocab[token]
+        token_id = tokenizer.convert_tokens_to_ids(token)  # not get_vocab(): it builds the whole vocabulary
+        if isinstance(token_id, int) and token_id != tokenizer.unk_token_id and token_id is not None:
+            return token_id
     return tokenizer.eos_token_id
 
 

@@ -95,7 +95,9 @@ def _growing_cache(model_config: Any, layers: list[tuple[Any, Any]] | None) -> A
                 self.buffers, self.length = None, 0
             need = self.length + key_states.shape[-2]
             if self.buffers is None or need > self.buffers[0].shape[-2]:
-                capacity = max(need + 64, 2 * need)  # doubling: amortised O(1) copies per token
+                # Room for a reply first (a prompt's cache is large: doubling it would double the memory),
+                # then doubling: amortised O(1) copies per token.
+                capacity = need + 256 if self.buffers is None else 2 * need
                 grown = []
                 for old, new in ((self.keys, key_states), (self.values, value_states)):
                     buffer = new.new_empty((*new.shape[:2], capacity, new.shape[-1]))

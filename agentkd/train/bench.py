@@ -57,13 +57,14 @@ def _episodes(split: str):
 
 
 def bench_sft_vs_loop(student: str = "smollm2-135m", episodes: int = 32, batch_size: int = 4, steps: int = 8,
-                      max_length: int = 2048, bf16_steps: int = 2, split: str = "train") -> dict[str, Any]:
+                      max_length: int = 2048, precision_tokens: int = 512, split: str = "train") -> dict[str, Any]:
     """agentkd's SFT (TRL) vs a plain PyTorch loop on the same batches, and float32 vs bf16 autocast.
 
-    The SFT run trains ``steps`` steps of ``batch_size`` length-grouped examples; its data loader is
-    then replayed, batch for batch, by a plain ``model(**batch).loss.backward(); AdamW.step()`` loop on
-    a fresh copy of the student, in float32 and (for ``bf16_steps`` steps: it can be very slow on
-    CPUs without native bf16) under bf16 autocast. Tokens/s counts non-padding tokens.
+    The SFT run trains ``steps`` steps of ``batch_size`` length-grouped examples; ``steps`` batches
+    of its data loader (the same collated, length-grouped batches) then go through a plain
+    ``model(**batch).loss.backward(); AdamW.step()`` loop in float32. Precision is compared on one example cut to
+    ``precision_tokens`` (bf16 can be 25x slower on CPUs without native bf16): one float32 and one
+    bf16-autocast step each. Tokens/s counts non-padding tokens.
     """
     import time
 
@@ -90,12 +91,12 @@ def bench_sft_vs_loop(student: str = "smollm2-135m", episodes: int = 32, batch_s
         store.close()
         batches = list(itertools.islice(iter(keep.loader), steps))
 
-        def plain(autocast: bool, n: int) -> dict[str, float]:
-            model, _ = load_student(student, dtype=torch.float32, device="cpu")
+        def plain(autocast: bool, batches: list[dict[str, Any]]) -> dict[str, float]:
+            model, _ = load_student(root / "sft", dtype=torch.float32, device="cpu")  # same architecture
             model.train()
             optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5)
             tokens, started = 0, time.perf_counter()
-            for batch in batches[:n]:
+            for batch in batches:
                 inputs = {k: batch[k] for k in ("input_ids", "attention_mask", "labels") if k in batch}
                 with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
                     loss = model(**inputs).loss
@@ -104,14 +105,16 @@ def bench_sft_vs_loop(student: str = "smollm2-135m", episodes: int = 32, batch_s
                 optimizer.zero_grad(set_to_none=True)
                 tokens += int(inputs["attention_mask"].sum())
             seconds = time.perf_counter() - started
-            return {"steps": n, "tokens": tokens, "seconds": round(seconds, 2),
+            return {"steps": len(batches), "tokens": tokens, "seconds": round(seconds, 2),
                     "tokens_per_second": round(tokens / seconds, 1)}
 
-        loop_fp32 = plain(False, len(batches))
-        loop_bf16 = plain(True, min(bf16_steps, len(batches)))
+        loop_fp32 = plain(False, batches)
+        one = {k: batches[0][k][:1, :precision_tokens] for k in ("input_ids", "attention_mask", "labels")}
+        one["labels"] = one["input_ids"].clone()  # every position trained: the same work whatever the mask
+        precision_fp32, loop_bf16 = plain(False, [one]), plain(True, [one])
     sft = {"steps": summary["steps"], "tokens": summary["tokens"], "seconds": summary["train_seconds"],
            "tokens_per_second": summary["tokens_per_second"]}
     return {"student": student, "batch_size": batch_size, "cpu_native_bf16": cpu_has_fast_bf16(),
-            "sft": sft, "loop_fp32": loop_fp32, "loop_bf16": loop_bf16,
+            "sft": sft, "loop_fp32": loop_fp32, "precision_fp32": precision_fp32, "loop_bf16": loop_bf16,
             "sft_vs_loop": round(sft["tokens_per_second"] / loop_fp32["tokens_per_second"], 2),
-            "bf16_vs_fp32": round(loop_bf16["tokens_per_second"] / loop_fp32["tokens_per_second"], 2)}
+            "bf16_vs_fp32": round(loop_bf16["tokens_per_second"] / precision_fp32["tokens_per_second"], 2)}

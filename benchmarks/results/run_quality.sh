@@ -10,9 +10,9 @@ for config in "$@"; do
   out="benchmarks/results/$name/$split-${max_tasks}/$config"
   mkdir -p "$out"
   cmd=(.venv/bin/agentkd eval --student "$student" --store "$store" --split "$split" --configs "$config"
-       --max-steps 50 --max-tasks "$max_tasks" --out "$out")
+       --max-steps 50 --max-tasks "$max_tasks" --workers 16 --out "$out")
   echo "${cmd[*]}" > "$out/COMMAND"
   start=$(date +%s)
-  "${cmd[@]}" > "$out/log.txt" 2>&1
+  "${cmd[@]}" > "$out/log.txt" 2>&1 || echo "exit $?" >> "$out/COMMAND"
   echo "wall_seconds $(( $(date +%s) - start ))" >> "$out/COMMAND"
 done

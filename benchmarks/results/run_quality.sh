@@ -10,7 +10,7 @@ for config in "$@"; do
   out="benchmarks/results/$name/$split-${max_tasks}/$config"
   mkdir -p "$out"
   cmd=(.venv/bin/agentkd eval --student "$student" --store "$store" --split "$split" --configs "$config"
-       --max-steps 50 --max-tasks "$max_tasks" --workers 16 --out "$out")
+       --max-steps 50 --max-tasks "$max_tasks" --workers "${WORKERS:-16}" --out "$out")
   echo "${cmd[*]}" > "$out/COMMAND"
   start=$(date +%s)
   "${cmd[@]}" > "$out/log.txt" 2>&1 || echo "exit $?" >> "$out/COMMAND"

@@ -29,6 +29,7 @@ from agentkd.envs import is_code
 from agentkd.models.chat_template import honours_train_flags
 from agentkd.models.student import PromptFormat
 from agentkd.policies.base import PolicyInput
+from agentkd.policies.expert import MISTAKE
 from agentkd.policies.prompt import assistant_text, build_messages, format_step
 from agentkd.schema import Step, Task, Trajectory
 
@@ -110,7 +111,7 @@ def trajectory_messages(traj: Trajectory, fmt: PromptFormat | None = None) -> Me
 
 def is_mistake(step: Step) -> bool:
     """A step the teacher took wrong on purpose, to show recoveries (shown in prompts, never trained on)."""
-    return bool(step.info.get("mistake"))
+    return bool(step.info.get(MISTAKE))
 
 
 def _episode_key(traj: Trajectory) -> tuple:

@@ -17,6 +17,9 @@ from agentkd.schema import PolicyInfo
 
 from .base import Decision, PolicyInput
 
+#: The step-info key that marks a deliberate mistake (read by agentkd.distill.datasets.is_mistake).
+MISTAKE = "mistake"
+
 
 class ExpertPolicy:
     """Asks each episode's environment for its expert (thought, action).
@@ -59,7 +62,7 @@ class ExpertPolicy:
                 continue
             thought, action = choice
             wrong = self._mistake(inp, action)
-            info = {"mistake": True, "expert_action": action} if wrong is not None else {}
+            info = {MISTAKE: True, "expert_action": action} if wrong is not None else {}
             decisions.append(Decision(action=wrong or action, thought=thought, latency_s=time.perf_counter() - start,
                                       info=info))
         return decisions

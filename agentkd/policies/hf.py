@@ -28,13 +28,13 @@ from agentkd.policies.base import Decision, PolicyInput
 from agentkd.policies.prompt import build_messages, decide_from_text
 from agentkd.schema import PolicyInfo
 
-__all__ = ["GenerationResult", "HFGenerator", "HFPolicy", "LoadedModel", "left_pad", "load_for_generation",
-           "render_chat", "stop_token_ids"]
+__all__ = ["END_OF_TURN", "GenerationResult", "HFGenerator", "HFPolicy", "LoadedModel", "left_pad",
+           "load_for_generation", "render_chat", "stop_token_ids"]
 
 log = logging.getLogger(__name__)
 
 # Tokens that end an assistant turn in common chat formats (ChatML/Qwen, Llama 3, Gemma, Phi).
-_END_OF_TURN = ("<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<end_of_turn>", "<|end|>")
+END_OF_TURN = ("<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<end_of_turn>", "<|end|>")
 
 
 @dataclass
@@ -73,7 +73,7 @@ def render_chat(tokenizer: Any, conversation: list[dict[str, str]], *, continue_
 def stop_token_ids(model: Any, tokenizer: Any) -> list[int]:
     """The tokens that end a reply: the chat format's end-of-turn tokens and the model's EOS ids."""
     vocab = tokenizer.get_vocab()
-    stop = {tokenizer.convert_tokens_to_ids(t) for t in _END_OF_TURN if t in vocab}
+    stop = {tokenizer.convert_tokens_to_ids(t) for t in END_OF_TURN if t in vocab}
     eos = model.generation_config.eos_token_id
     stop |= set(eos if isinstance(eos, list) else [eos])
     stop.add(tokenizer.eos_token_id)

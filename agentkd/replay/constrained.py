@@ -18,6 +18,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from agentkd.policies.hf import END_OF_TURN
+
 __all__ = ["ActionConstraint", "build_constraint"]
 
 _LABEL = "Action:"
@@ -69,7 +71,7 @@ class _Cursor:
 
 def _end_of_turn(tokenizer: Any) -> int | None:
     """The token that ends an assistant turn (what the student was trained to write after its action)."""
-    for token in ("<|im_end|>", "<|eot_id|>", "<end_of_turn>", "<|end|>"):
+    for token in END_OF_TURN:
         token_id = tokenizer.convert_tokens_to_ids(token)  # not get_vocab(): it builds the whole vocabulary
         if isinstance(token_id, int) and token_id != tokenizer.unk_token_id and token_id is not None:
             return token_id

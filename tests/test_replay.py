@@ -47,6 +47,11 @@ def test_engine_decodes_exactly_like_transformers_generate_and_reuses_prefixes(e
             assert engine.stats.prefilled_tokens == engine.stats.prompt_tokens
     # Later steps prefilled only what was new: far less than their whole prompts.
     assert engine.stats.prefilled_tokens < 0.6 * engine.stats.prompt_tokens
+    # One compact prefix per episode, holding exactly its last prompt's positions (no padding, no old copies).
+    kept = {key: prefix for key, prefix in engine._prefixes.items() if key[0] == "episode"}
+    assert len(kept) == len(conversations)
+    for prefix in kept.values():
+        assert all(k.shape[1] == v.shape[1] == len(prefix.ids) for k, v in prefix.kv)
 
 
 def test_a_prompt_that_differs_from_the_cached_one_is_recomputed(engine, conversations):

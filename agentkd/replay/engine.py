@@ -164,6 +164,9 @@ class ReplayEngine:
         # is updated in place either way.
         params = inspect.signature(self.model.forward).parameters
         self._cache_kw = "cache" if "cache" in params else "past_key_values"
+        # Only the last position's logits are needed after a prefill: a 49k-token vocabulary's logits for
+        # every new token would cost more time and memory than the prefill's attention.
+        self._last_logits = {"logits_to_keep": 1} if "logits_to_keep" in params else {}
         self.shared_attention = install(self.model) if shared_attention else False
         self.max_cached = max_cached
         self.max_rows = max_rows
@@ -247,7 +250,8 @@ class ReplayEngine:
         cache = _growing_cache(self.model.config, self._stack_prefixes(reused, past_len) if past_len else None)
         with torch.inference_mode():
             out = self.model(input_ids=input_ids.to(device), attention_mask=mask.to(device),
-                             position_ids=positions.to(device), use_cache=True, **{self._cache_kw: cache})
+                             position_ids=positions.to(device), use_cache=True, **{self._cache_kw: cache},
+                             **self._last_logits)
         self._save_prefixes(requests, prompts, mask, cache)
         logits = out.logits[:, -1, :].float()
 
@@ -263,6 +267,8 @@ class ReplayEngine:
                                   prefix_mask=mask.to(device).bool(), samples=samples.pop())
             cache = _growing_cache(self.model.config, None)
             mask = torch.zeros((len(rows), 0), dtype=torch.long, device=device)
+        elif len(rows) == batch:  # one sample per prompt: the prefill's cache as it is, not a copy
+            mask = mask.to(device)
         else:  # repeat each prompt's rows once per sample
             cache.batch_select_indices(index)
             mask = mask.to(device)[index]
@@ -379,19 +385,32 @@ class ReplayEngine:
         return token, logprobs.gather(1, token.unsqueeze(1)).squeeze(1)
 
     def _stack_prefixes(self, reused: list[tuple[_Prefix | None, int]], past_len: int) -> list[tuple[Any, Any]]:
-        """Per layer, (batch, heads, past_len, dim) keys and values: each row's kept prefix, left-padded."""
+        """Per layer, (batch, heads, past_len, dim) keys and values: each row's kept prefix, left-padded.
 
-        layers = []
+        Each copied layer is released from its cached prefix at once (the prefix is replaced after the
+        prefill anyway), so the old prefixes and the stacked batch are not all held at the same time.
+        """
+        import torch
+
         template = next(prefix for prefix, keep in reused if prefix is not None and keep)
-        for layer, (k0, v0) in enumerate(template.kv):
-            keys = k0.new_zeros((len(reused), k0.shape[0], past_len, k0.shape[2]))
-            values = v0.new_zeros((len(reused), v0.shape[0], past_len, v0.shape[2]))
+        (heads, _, dim), (v_heads, _, v_dim) = (t.shape for t in template.kv[0])
+        dtype, device = template.kv[0][0].dtype, template.kv[0][0].device
+        layers = []
+        for layer in range(len(template.kv)):
+            keys = torch.zeros((len(reused), heads, past_len, dim), dtype=dtype, device=device)
+            values = torch.zeros((len(reused), v_heads, past_len, v_dim), dtype=dtype, device=device)
             for i, (prefix, keep) in enumerate(reused):
                 if prefix is not None and keep:
                     k, v = prefix.kv[layer]
                     keys[i, :, past_len - keep:] = k[:, :keep]
                     values[i, :, past_len - keep:] = v[:, :keep]
             layers.append((keys, values))
+            for prefix, _ in reused:
+                if prefix is not None:
+                    prefix.kv[layer] = None  # type: ignore[call-overload]
+        for request_key in list(self._prefixes):
+            if any(self._prefixes[request_key] is prefix for prefix, _ in reused):
+                del self._prefixes[request_key]  # emptied: _save_prefixes puts the new ones back
         return layers
 
     def _save_prefixes(self, requests: Sequence[GenerationRequest], prompts: list[list[int]], mask: Any,

@@ -329,7 +329,8 @@ def eval_cmd(
     split: str = typer.Option("valid_unseen", help="Split(s), comma-separated."),
     configs: str = typer.Option(None, help="Configurations to compare, comma-separated: greedy, sc@K, and "
                                 "+icd / +principles / +cascade@T / +constrained suffixes (e.g. "
-                                "greedy,sc@8,sc@8+cascade@0.5,sc@8+constrained). "
+                                "greedy,sc@8,sc@8+cascade@0.5,sc@8+constrained); teacher: the teacher itself, "
+                                "as the reference row. "
                                 "Default: the one given by --samples/--icd/--cascade."),
     samples: int = typer.Option(1, min=1, help="Samples per step (1: greedy; the paper uses 8)."),
     icd: bool = typer.Option(False, "--icd", help="Show retrieved teacher steps in the prompt (needs --store)."),

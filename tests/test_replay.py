@@ -182,6 +182,15 @@ def test_evaluate_compares_configurations_and_stores_them_marked(model_dir, tmp_
     assert again.configs[0].metrics.overall.episodes == 2 and store.count(evaluation=True) == 4
 
 
+def test_the_teacher_row_is_the_reference_played_on_the_same_tasks(model_dir):
+    from agentkd.eval.run import evaluate, parse_configs
+
+    results = evaluate(str(model_dir), parse_configs("teacher"), splits=["valid_unseen"], max_tasks=3)
+    row = results.get("teacher", "valid_unseen")
+    assert row.description == "the teacher itself (reference)"
+    assert row.metrics.overall.episodes == 3 and row.metrics.overall.success_rate == 1.0  # the household expert
+
+
 def test_configuration_names_are_checked():
     from agentkd.eval.run import parse_configs
 

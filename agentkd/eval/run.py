@@ -39,8 +39,11 @@ class EvalConfig:
     cascade: float | None = None  # agreement threshold below which a step goes to the teacher
     principles: bool = False  # retrieved principles in the prompt (of the teacher too, under a cascade)
     constrained: bool = False  # admissible-constrained action decoding
+    teacher: bool = False  # the teacher itself plays (the reference row)
 
     def describe(self) -> str:
+        if self.teacher:
+            return "the teacher itself (reference)"
         parts = ["greedy decoding" if self.samples == 1 else f"self-consistency, {self.samples} samples"]
         if self.icd:
             parts.append("retrieved teacher steps in the prompt")
@@ -58,10 +61,14 @@ def parse_configs(spec: str | Sequence[str]) -> list[EvalConfig]:
     names = [s.strip() for s in (spec.split(",") if isinstance(spec, str) else spec) if s.strip()]
     configs = []
     for name in names:
+        if name == "teacher":
+            configs.append(EvalConfig(name=name, teacher=True))
+            continue
         match = _CONFIG.match(name)
         if match is None:
             raise ValueError(f"unknown configuration {name!r}: write greedy or sc@K, optionally followed "
-                             "by +icd, +cascade@THRESHOLD, +principles and/or +constrained (e.g. sc@8+cascade@0.5)")
+                             "by +icd, +cascade@THRESHOLD, +principles and/or +constrained (e.g. sc@8+cascade@0.5), "
+                             "or teacher (the reference row)")
         k, extras = match.group(2), match.group(3)
         cascade = re.search(r"\+cascade@([0-9.]+)", extras)
         configs.append(EvalConfig(name=name, samples=int(k) if k else 1, icd="+icd" in extras,
@@ -77,6 +84,8 @@ def _policy(config: EvalConfig, engine: Any, teacher: Any, store: Any, env: str,
     from agentkd.replay.icd import DemoRetriever
     from agentkd.replay.policy import StudentPolicy
 
+    if config.teacher:
+        return teacher
     demos = None
     if config.icd:
         if store is None:

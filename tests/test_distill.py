@@ -151,6 +151,7 @@ def test_the_experts_mistakes_are_shown_recovered_from_and_never_trained(tokeniz
     from agentkd.collect import collect
     from agentkd.distill.datasets import is_mistake, redi_pairs
     from agentkd.policies.expert import ExpertPolicy
+    from agentkd.policies.prompt import assistant_text
     from agentkd.store import ExperienceStore
 
     store = ExperienceStore(tmp_path / "store", spool_dir=tmp_path / "spool")
@@ -159,7 +160,12 @@ def test_the_experts_mistakes_are_shown_recovered_from_and_never_trained(tokeniz
     collect(policy, "household", "valid_unseen", 8, store)
     noisy = sorted(store.iterate(), key=lambda t: t.trajectory_id)
     mistakes = [s for t in noisy for s in t.steps if is_mistake(s)]
-    assert mistakes and all(s.valid and s.action != s.info["expert_action"] for s in mistakes)
+    assert mistakes and all(s.action != s.info["expert_action"] for s in mistakes)
+    # Wrong admissible actions, and slips the environment refuses, shown as written next to its answer.
+    slips = [s for s in mistakes if not s.valid]
+    assert slips and len(slips) < len(mistakes)
+    assert all(s.next_observation == "Nothing happens." and s.action not in s.admissible_actions for s in slips)
+    assert all(assistant_text(s) == format_step(s.thought, s.action) for s in slips)
     assert sum(t.success for t in noisy) >= 6  # the expert recovers from where its mistakes left it
 
     traj = next(t for t in noisy if t.success and any(is_mistake(s) for s in t.steps))

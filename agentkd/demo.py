@@ -90,7 +90,9 @@ def run_demo(config: DemoConfig, console: Any, on_stage: Any = None) -> Any:
     rate = config.learning_rate or (1e-4 if pretrained else None)
     sft = train_sft(store, config.student, sft_dir, SFTRunConfig(
         epochs=epochs, env=env, logging_steps=10, learning_rate=rate, max_minutes=config.train_minutes,
-        batch_size=4 if pretrained else 8))
+        # A pretrained student learns from optimiser steps more than from batch size: in 45 minutes on 2
+        # cores, batch 1 (298 steps) solved 16/24 unseen tasks greedy where batch 4 in 50 (69 steps) solved 0/6.
+        batch_size=1 if pretrained else 8))
     console.print(f"  loss {sft['losses'][0]['loss']:.2f} → {sft['final_loss']:.2f}, "
                   f"{sft['tokens_per_second']:.0f} tokens/s")
     stage("SFT", t)

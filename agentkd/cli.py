@@ -338,6 +338,7 @@ def eval_cmd(
     store: str = typer.Option(None, help="Store for --icd and for the evaluated trajectories."),
     out: str = typer.Option(..., help="Directory for results.json, report.md and plots."),
     max_tasks: int = typer.Option(None, min=1, help="Only the first N tasks of each split."),
+    per_type: int = typer.Option(None, min=1, help="Only the first N tasks of each task type (a balanced subset)."),
     max_steps: int = typer.Option(None, min=1, help="Step limit per episode (default: the environment's, "
                                   "20 household, 8 qa, 6 math)."),
     max_new_tokens: int = typer.Option(None, min=1, help="Token cap of a reply (default: the environment's)."),
@@ -362,7 +363,7 @@ def eval_cmd(
         experience = ExperienceStore(store) if store else None
         splits = [s.strip() for s in split.split(",") if s.strip()]
         evaluate_with_report(console, student, chosen, splits, experience, out, env=env, max_tasks=max_tasks,
-                             max_steps=max_steps, max_new_tokens=max_new_tokens, workers=workers)
+                             per_type=per_type, max_steps=max_steps, max_new_tokens=max_new_tokens, workers=workers)
     except (ValueError, StoreError) as exc:
         _fail(str(exc))
 

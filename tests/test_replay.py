@@ -185,10 +185,11 @@ def test_evaluate_compares_configurations_and_stores_them_marked(model_dir, tmp_
 def test_the_teacher_row_is_the_reference_played_on_the_same_tasks(model_dir):
     from agentkd.eval.run import evaluate, parse_configs
 
-    results = evaluate(str(model_dir), parse_configs("teacher"), splits=["valid_unseen"], max_tasks=3)
+    results = evaluate(str(model_dir), parse_configs("teacher"), splits=["valid_unseen"], per_type=1)
     row = results.get("teacher", "valid_unseen")
     assert row.description == "the teacher itself (reference)"
-    assert row.metrics.overall.episodes == 3 and row.metrics.overall.success_rate == 1.0  # the household expert
+    assert row.metrics.overall.episodes == 6 and row.metrics.overall.success_rate == 1.0  # the household expert
+    assert sorted(e.task_type for e in row.episodes) == sorted(row.metrics.by_task_type)  # one task per type
 
 
 def test_configuration_names_are_checked():
@@ -210,6 +211,7 @@ def test_the_eval_command_writes_the_report(model_dir, tmp_path):
     assert result.exit_code == 0, result.output
     assert (out / "report.md").is_file() and (out / "success_by_task_type_valid_seen.png").is_file()
     assert json.loads((out / "results.json").read_text())["configs"][0]["name"] == "greedy"
+    assert "greedy on valid_seen: 2/2 episodes, 0 solved" in result.output  # a log shows each episode
     missing = CliRunner().invoke(app, ["eval", "--student", str(tmp_path / "nope"), "--out", str(out)])
     assert missing.exit_code == 2 and "does not exist" in missing.output
     no_store = CliRunner().invoke(app, ["eval", "--student", str(model_dir), "--icd", "--out", str(out)])

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import import_module
@@ -105,6 +106,17 @@ def _policy(config: EvalConfig, engine: Any, teacher: Any, store: Any, env: str,
     return policy
 
 
+def _first_per_type(tasks: list[Task], n: int) -> list[Task]:
+    """The first ``n`` tasks of each task type, in the split's order."""
+    counts: Counter[str] = Counter()
+    kept = []
+    for task in tasks:
+        counts[task.task_type] += 1
+        if counts[task.task_type] <= n:
+            kept.append(task)
+    return kept
+
+
 def _demonstrations(trajectories: list[Trajectory], teacher: PolicyInfo, tasks: dict[str, Task]) -> list[Trajectory]:
     """Each deferred step as a one-step teacher trajectory (what the teacher did in that state)."""
     demos = []
@@ -135,6 +147,7 @@ def evaluate(
     teacher: Any = None,
     max_steps: int | None = None,
     max_tasks: int | None = None,
+    per_type: int | None = None,
     max_new_tokens: int | None = None,
     workers: int = 16,
     on_episode: Callable[[str, str, Trajectory], None] | None = None,
@@ -146,6 +159,8 @@ def evaluate(
         student: a student directory, or a :class:`~agentkd.replay.engine.ReplayEngine`.
         teacher: the cascade's teacher policy (default: the environment's expert).
         max_tasks: evaluate the first ``max_tasks`` tasks of each split only.
+        per_type: evaluate the first ``per_type`` tasks of each task type only (a balanced subset: the
+            first tasks of a split are not spread evenly over its types); with ``max_tasks``, this comes first.
         max_steps, max_new_tokens: an episode's step limit and a reply's token cap (default: the
             environment's, see ``agentkd.envs.EPISODE_LIMITS``).
         workers: episodes played at once (their steps share one batched forward pass; each holds its
@@ -172,6 +187,8 @@ def evaluate(
         scratch = MemoryStore()
     for split in splits:
         tasks = load_tasks(env, split)
+        if per_type is not None:
+            tasks = _first_per_type(tasks, per_type)
         if max_tasks is not None:
             tasks = tasks[:max_tasks]
         by_id = {t.task_id: t for t in tasks}
@@ -231,7 +248,7 @@ def evaluate_with_report(console: Any, student: str | Path | Any, configs: Seque
 
     def on_config(name: str, split: str, total: int) -> None:
         bars[(name, split)] = progress.add_task(f"{name} on {split}", total=total, rate="-")
-        wins[(name, split)] = [0, 0]
+        wins[(name, split)] = [0, 0, total]
         if not console.is_terminal:  # logs see each configuration start
             print(f"evaluating {name} on {split} ({total} episodes)", flush=True)
 
@@ -240,6 +257,10 @@ def evaluate_with_report(console: Any, student: str | Path | Any, configs: Seque
         won[0] += trajectory.success
         won[1] += 1
         progress.update(bars[(name, split)], advance=1, rate=f"{won[0] / won[1]:.0%}")
+        if not console.is_terminal:  # a log of a long run shows its progress too
+            outcome = "solved" if trajectory.success else "failed"
+            print(f"{name} on {split}: {won[1]}/{won[2]} episodes, {won[0]} solved ({outcome} "
+                  f"{trajectory.task_id} in {len(trajectory.steps)} steps)", flush=True)
 
     with progress:
         results = evaluate(student, configs, splits=splits, store=store, on_episode=on_episode, on_config=on_config,

@@ -19,7 +19,7 @@ from agentkd.eval.metrics import (
     ResultsFileError,
     summarize,
 )
-from agentkd.eval.report import format_table, pareto_front, task_type_table, write_report
+from agentkd.eval.report import failures_table, format_table, pareto_front, task_type_table, write_report
 from agentkd.schema import PolicyInfo, SchemaVersionError, Step, Task, Trajectory
 from environments.household import TASK_TYPES
 
@@ -172,7 +172,8 @@ def test_results_round_trip(tmp_path, results):
     assert set(config["metrics"]) == {"overall", "by_task_type"}
     assert config["metrics"]["overall"]["success_rate"] == 0.5
     assert config["metrics"]["by_task_type"][HEAT]["success_rate"] is None  # null, not NaN
-    assert set(config["episodes"][0]) == {"task_id", "task_type", "success", "steps", "cost_usd", "tokens"}
+    assert set(config["episodes"][0]) == {"task_id", "task_type", "success", "steps", "cost_usd", "tokens", "goal",
+                                          "invalid", "repeated"}
     assert results.splits == ["valid_unseen", "valid_seen"]
     assert results.names == ["greedy", "sc@8", "teacher", "sc@8+cascade0.5"]
     assert results.get("teacher", "valid_seen").metrics.overall.episodes == 1
@@ -283,6 +284,15 @@ def test_write_report(tmp_path, results):
     )
     for name in images:
         _assert_png(tmp_path / "out" / name)
+
+
+def test_failed_episodes_are_listed_with_what_went_wrong(tmp_path, results):
+    table = failures_table(results, "valid_unseen")
+    sc8 = [line for line in table.splitlines() if line.startswith("| sc@8 ")]
+    # The two failures, longest first: goal, the action written again and again, steps, refused steps.
+    assert [[c.strip() for c in line.split("|")[3:7]] for line in sc8] == [
+        ["put a mug in the sink", "look (×6)", "6", "2"], ["put a mug in the sink", "look (×3)", "3", "3"]]
+    assert "## Failed episodes" in write_report(results, tmp_path / "out").read_text()
 
 
 def test_report_single_config_zero_cost_and_empty_types(tmp_path):

@@ -36,6 +36,7 @@ refused with :class:`~agentkd.schema.SchemaVersionError`.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, Self
@@ -150,9 +151,14 @@ class EpisodeRow(BaseModel):
     steps: int
     cost_usd: float = 0.0
     tokens: int = 0
+    goal: str = ""
+    invalid: int = 0  # steps whose action was refused or did not parse
+    repeated: str = ""  # the action written most often, with its count, when it came back 3 times or more
 
     @classmethod
     def of(cls, traj: Trajectory) -> Self:
+        counts = Counter(step.action or "(no action)" for step in traj.steps)
+        action, times = counts.most_common(1)[0] if counts else ("", 0)
         return cls(
             task_id=traj.task_id,
             task_type=traj.task_type,
@@ -160,6 +166,9 @@ class EpisodeRow(BaseModel):
             steps=traj.num_steps,
             cost_usd=traj.cost_usd,
             tokens=traj.total_tokens,
+            goal=traj.goal,
+            invalid=sum(not step.valid for step in traj.steps),
+            repeated=f"{action} (×{times})" if times >= 3 else "",
         )
 
 

@@ -135,6 +135,19 @@ def task_type_table(results: EvalResults, split: str) -> str:
 # --- plots ----------------------------------------------------------------------------------
 
 
+_FAILURES_SHOWN = 10
+
+
+def failures_table(results: EvalResults, split: str) -> str:
+    """The failed episodes of each configuration on ``split``: goal, the action it kept writing, steps, refusals."""
+    rows = []
+    for config in results.for_split(split):
+        failed = sorted((e for e in config.episodes if not e.success), key=lambda e: (-e.steps, e.task_id))
+        rows += [[config.name, e.task_id, e.goal or e.task_type, e.repeated or _MISSING, str(e.steps), str(e.invalid)]
+                 for e in failed[:_FAILURES_SHOWN]]
+    return _markdown_table(["configuration", "task", "goal", "most repeated action", "steps", "invalid"], rows, left=4)
+
+
 def _figure(width: float, height: float) -> tuple[Figure, Axes]:
     # A bare Figure on the Agg canvas: renders PNGs headless and leaves pyplot's state alone.
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -287,6 +300,14 @@ def write_report(results: EvalResults, out_dir: str | Path, title: str = "agentk
     ]
     for split in splits:
         lines += [f"### {split}", "", task_type_table(results, split), ""]
+
+    failed = [(c, e) for c in results.configs for e in c.episodes if not e.success]
+    if failed:
+        lines += ["## Failed episodes", "",
+                  f"Up to {_FAILURES_SHOWN} per configuration and split, the longest first: read them in the store "
+                  "(their trajectories carry the configuration as `metadata.evaluation`).", ""]
+        for split in splits:
+            lines += [f"### {split}", "", failures_table(results, split), ""]
 
     lines += ["## Plots", ""]
     for split in splits:

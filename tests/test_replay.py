@@ -323,3 +323,17 @@ def test_constrained_decoding_spells_only_admissible_actions(engine, conversatio
                                                 constraint=OpenActionLine())])[0][0]
     engine.forget("constrained")
     assert greedy.text.strip() in ADMISSIBLE
+
+
+def test_nucleus_sampling_keeps_exactly_the_nucleus_whether_or_not_it_lies_in_the_first_ranks(engine):
+    import torch
+
+    rows = 512
+    temperature, top_p = torch.full((rows,), 1.0), torch.full((rows,), 0.9)
+    peaked = torch.full((rows, 1000), -20.0)
+    peaked[:, :3] = torch.tensor([2.0, 1.0, 0.0])  # nucleus at 0.9: tokens 0 and 1 hold 0.67 + 0.24
+    tokens, _ = engine._pick(peaked, temperature, top_p)
+    assert set(tokens.tolist()) == {0, 1}  # token 2 starts past 0.9 of the mass
+    flat = torch.zeros((rows, 1000))  # the nucleus is 900 tokens, far past the first ranks
+    tokens, _ = engine._pick(flat, temperature, top_p)
+    assert len(set(tokens.tolist())) > 200 and max(tokens.tolist()) < 1000

@@ -36,6 +36,7 @@ class SharedPrefix:
     prefix_mask: Any  # (episodes, prefix_len) bool: real prompt tokens (padding and holes are False)
     samples: int  # rows per episode; sample rows are grouped by episode
     reply_mask: Any = None  # (rows, reply_len) bool: generated tokens each row sees (set every step)
+    prefix_bias: Any = None  # prefix_mask as an additive mask (0 / -inf), built on first use
 
 
 @contextmanager
@@ -66,6 +67,8 @@ def _attention(module: Any, query: Any, key: Any, value: Any, attention_mask: An
     # Prompt part: (episodes, kv_heads, groups * k, dim) queries against one copy of each prompt.
     q = query.view(episodes, k, kv_heads, groups, dim).permute(0, 2, 3, 1, 4).reshape(episodes, kv_heads, groups * k,
                                                                                       dim)
+    if query.device.type == "cpu":
+        return _attention_cpu(query, key, value, q, prefix_keys, prefix_values, context, scale, neg)
     prefix_scores = torch.matmul(q, prefix_keys.transpose(-1, -2)) * scale
     prefix_scores = prefix_scores.masked_fill(~context.prefix_mask[:, None, None, :], neg)
 
@@ -89,6 +92,41 @@ def _attention(module: Any, query: Any, key: Any, value: Any, attention_mask: An
                                                                                                    dim)
     out = (prefix_out + torch.matmul(reply_weights, reply_values)) / total
     return out.transpose(1, 2).contiguous(), None  # (rows, 1, heads, dim), as transformers expects
+
+
+def _attention_cpu(query: Any, key: Any, value: Any, q: Any, prefix_keys: Any, prefix_values: Any,
+                   context: SharedPrefix, scale: float, neg: float) -> tuple[Any, None]:
+    """The same attention with the prompt part in PyTorch's fused CPU kernel, which returns its log-normaliser.
+
+    The prompt part is the cost (every sample's queries against thousands of prompt tokens, per layer and
+    token); the fused kernel never materialises its scores and was 2.7x faster than the matmuls for 24
+    episodes of 8 samples over 4,000-token prompts. The parts merge through their log-sum-exps.
+    """
+    import torch
+
+    rows, heads, _, dim = query.shape
+    episodes, kv_heads, _, _ = prefix_keys.shape
+    k, groups = context.samples, heads // kv_heads
+    if context.prefix_bias is None:  # once per decode call, not per layer
+        bias = torch.zeros(context.prefix_mask.shape, dtype=query.dtype, device=query.device)
+        context.prefix_bias = bias.masked_fill(~context.prefix_mask, float("-inf"))[:, None, None, :]
+    prefix_out, prefix_lse = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(
+        q, prefix_keys, prefix_values, attn_mask=context.prefix_bias, scale=scale)[:2]
+    # Back to rows: (episodes, kv_heads, groups * k, ...) -> (rows, heads, 1, ...)
+    prefix_out = prefix_out.view(episodes, kv_heads, groups, k, dim).permute(0, 3, 1, 2, 4).reshape(rows, heads, 1,
+                                                                                                   dim)
+    prefix_lse = prefix_lse.view(episodes, kv_heads, groups, k).permute(0, 3, 1, 2).reshape(rows, heads, 1, 1)
+
+    reply_keys = key.repeat_interleave(groups, dim=1)
+    reply_values = value.repeat_interleave(groups, dim=1)
+    reply_scores = torch.matmul(query, reply_keys.transpose(-1, -2)) * scale  # (rows, heads, 1, reply_len)
+    reply_scores = reply_scores.masked_fill(~context.reply_mask[:, None, None, :], neg)
+    reply_lse = torch.logsumexp(reply_scores, dim=-1, keepdim=True)
+    reply_out = torch.matmul(torch.softmax(reply_scores, dim=-1), reply_values)
+
+    total = torch.logaddexp(prefix_lse, reply_lse)
+    out = prefix_out * torch.exp(prefix_lse - total) + reply_out * torch.exp(reply_lse - total)
+    return out.transpose(1, 2).contiguous(), None
 
 
 def install(model: Any) -> bool:

@@ -132,9 +132,6 @@ def task_type_table(results: EvalResults, split: str) -> str:
     return _markdown_table(["configuration", *columns], rows)
 
 
-# --- plots ----------------------------------------------------------------------------------
-
-
 _FAILURES_SHOWN = 10
 
 
@@ -146,6 +143,9 @@ def failures_table(results: EvalResults, split: str) -> str:
         rows += [[config.name, e.task_id, e.goal or e.task_type, e.repeated or _MISSING, str(e.steps), str(e.invalid)]
                  for e in failed[:_FAILURES_SHOWN]]
     return _markdown_table(["configuration", "task", "goal", "most repeated action", "steps", "invalid"], rows, left=4)
+
+
+# --- plots ----------------------------------------------------------------------------------
 
 
 def _figure(width: float, height: float) -> tuple[Figure, Axes]:
@@ -301,8 +301,7 @@ def write_report(results: EvalResults, out_dir: str | Path, title: str = "agentk
     for split in splits:
         lines += [f"### {split}", "", task_type_table(results, split), ""]
 
-    failed = [(c, e) for c in results.configs for e in c.episodes if not e.success]
-    if failed:
+    if any(not e.success for c in results.configs for e in c.episodes):
         lines += ["## Failed episodes", "",
                   f"Up to {_FAILURES_SHOWN} per configuration and split, the longest first: read them in the store "
                   "(their trajectories carry the configuration as `metadata.evaluation`).", ""]

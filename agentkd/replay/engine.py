@@ -252,6 +252,8 @@ class ReplayEngine:
             mask[i, past_len + width - len(new):] = 1
             positions[i, width - len(new):] = torch.arange(keep, keep + len(new))
         cache = _growing_cache(self.model.config, self._stack_prefixes(reused, past_len) if past_len else None)
+        for request in requests:  # read (and emptied by the stacking): _save_prefixes puts the new ones back
+            self._prefixes.pop(request.key, None)
         with torch.inference_mode():
             out = self.model(input_ids=input_ids.to(device), attention_mask=mask.to(device),
                              position_ids=positions.to(device), use_cache=True, **{self._cache_kw: cache},
@@ -417,9 +419,6 @@ class ReplayEngine:
             for prefix, _ in reused:
                 if prefix is not None:
                     prefix.kv[layer] = None  # type: ignore[call-overload]
-        for request_key in list(self._prefixes):
-            if any(self._prefixes[request_key] is prefix for prefix, _ in reused):
-                del self._prefixes[request_key]  # emptied: _save_prefixes puts the new ones back
         return layers
 
     def _save_prefixes(self, requests: Sequence[GenerationRequest], prompts: list[list[int]], mask: Any,

@@ -3,7 +3,8 @@
 A configuration is written like ``greedy``, ``sc@8`` (self-consistency, 8 samples), ``sc@8+icd``
 (with retrieved teacher steps), ``sc@8+cascade@0.5`` (defer to the teacher below 50%
 agreement), ``greedy+principles`` (retrieved principles in the prompt: the ablation switch) or
-``sc@8+constrained`` (the action line decoded through a trie of the admissible actions).
+``sc@8+constrained`` (the action line decoded through a trie of the admissible actions), with
+``+noloop`` (the student avoids actions already taken from the same observation).
 All episodes of a configuration run at once: each
 is its own LangGraph episode, and a batching policy turns their requests into one engine call per
 step. Evaluated trajectories are stored marked ``evaluation`` (so they never feed training or
@@ -27,7 +28,7 @@ from agentkd.schema import PolicyInfo, Step, Task, Trajectory, trajectory_id
 
 __all__ = ["EvalConfig", "MemoryStore", "evaluate", "evaluate_with_report", "parse_configs"]
 
-_CONFIG = re.compile(r"^(greedy|sc@(\d+))((?:\+icd|\+cascade@[0-9.]+|\+principles|\+constrained)*)$")
+_CONFIG = re.compile(r"^(greedy|sc@(\d+))((?:\+icd|\+cascade@[0-9.]+|\+principles|\+constrained|\+noloop)*)$")
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,7 @@ class EvalConfig:
     cascade: float | None = None  # agreement threshold below which a step goes to the teacher
     principles: bool = False  # retrieved principles in the prompt (of the teacher too, under a cascade)
     constrained: bool = False  # admissible-constrained action decoding
+    noloop: bool = False  # the student avoids actions already taken from the same observation
     teacher: bool = False  # the teacher itself plays (the reference row)
 
     def describe(self) -> str:
@@ -49,11 +51,13 @@ class EvalConfig:
         if self.icd:
             parts.append("retrieved teacher steps in the prompt")
         if self.cascade is not None:
-            parts.append(f"deferring to the teacher below {self.cascade:.0%} agreement")
+            parts.append(f"deferring to the teacher below {self.cascade:.0%} agreement or on a revisit")
         if self.principles:
             parts.append("retrieved principles in the prompt")
         if self.constrained:
             parts.append("actions constrained to the admissible ones")
+        if self.noloop:
+            parts.append("avoiding actions already taken from the same observation")
         return ", ".join(parts)
 
 
@@ -68,13 +72,15 @@ def parse_configs(spec: str | Sequence[str]) -> list[EvalConfig]:
         match = _CONFIG.match(name)
         if match is None:
             raise ValueError(f"unknown configuration {name!r}: write greedy or sc@K, optionally followed "
-                             "by +icd, +cascade@THRESHOLD, +principles and/or +constrained (e.g. sc@8+cascade@0.5), "
+                             "by +icd, +cascade@THRESHOLD, +principles, +constrained and/or +noloop "
+                             "(e.g. sc@8+cascade@0.5), "
                              "or teacher (the reference row)")
         k, extras = match.group(2), match.group(3)
         cascade = re.search(r"\+cascade@([0-9.]+)", extras)
         configs.append(EvalConfig(name=name, samples=int(k) if k else 1, icd="+icd" in extras,
                                   cascade=float(cascade.group(1)) if cascade else None,
-                                  principles="+principles" in extras, constrained="+constrained" in extras))
+                                  principles="+principles" in extras, constrained="+constrained" in extras,
+                                  noloop="+noloop" in extras))
     if not configs:
         raise ValueError("no configuration given")
     return configs
@@ -93,7 +99,7 @@ def _policy(config: EvalConfig, engine: Any, teacher: Any, store: Any, env: str,
             raise ValueError("in-context distillation (+icd) needs a store with teacher steps: pass --store")
         demos = DemoRetriever(store, env, count_tokens=lambda text: len(engine.encode(text)))  # teacher steps on train
     policy = StudentPolicy(engine, samples=config.samples, max_new_tokens=max_new_tokens, demos=demos,
-                           constrained=config.constrained)
+                           constrained=config.constrained, noloop=config.noloop)
     if config.cascade is not None:
         policy = CascadePolicy(policy, teacher, config.cascade)
     if config.principles:

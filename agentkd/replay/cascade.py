@@ -2,7 +2,10 @@
 
 Agreement is the share of the k samples that voted for the chosen action (invalid samples count
 against it). Below ``threshold`` the step goes to the teacher — the environment's expert or any
-chat model — and is marked ``deferred``; the student's candidates stay in the record.
+chat model — and is marked ``deferred``; the student's candidates stay in the record. A step whose
+action the episode already took from the same observation (:mod:`agentkd.replay.loops`: the student
+is going in circles, where its samples agree most) is deferred too, unless ``revisits=False``; each
+deferred step records why (``info["deferred_for"]``: ``"agreement"`` or ``"revisit"``).
 
 Cost per step: the student's tokens at the student's price, plus, for a deferred step, the
 teacher's. A chat-model teacher reports its own tokens; the expert is priced as a chat teacher
@@ -18,6 +21,7 @@ from typing import Any
 from agentkd.envs import is_code
 from agentkd.policies.base import Decision, PolicyInput
 from agentkd.policies.prompt import format_step
+from agentkd.replay.loops import action_key, tried_here
 from agentkd.schema import PolicyInfo
 
 __all__ = ["DEFAULT_STUDENT_PRICE", "DEFAULT_TEACHER_PRICE", "CascadePolicy", "token_cost"]
@@ -33,23 +37,30 @@ def token_cost(prompt_tokens: int, completion_tokens: int, price: tuple[float, f
 class CascadePolicy:
     """Student first, teacher when the student's samples agree less than ``threshold``.
 
-    With ``threshold=0`` it never defers (the student alone, priced); with ``threshold`` above 1
-    it always defers (the teacher alone, priced the same way).
+    With ``threshold=0`` and ``revisits=False`` it never defers (the student alone, priced); with
+    ``threshold`` above 1 it always defers (the teacher alone, priced the same way).
     """
 
-    def __init__(self, student: Any, teacher: Any, threshold: float, *,
+    def __init__(self, student: Any, teacher: Any, threshold: float, *, revisits: bool = True,
                  student_price: tuple[float, float] = DEFAULT_STUDENT_PRICE,
                  teacher_price: tuple[float, float] = DEFAULT_TEACHER_PRICE, teacher_reply_tokens: int = 48) -> None:
         self.student, self.teacher, self.threshold = student, teacher, threshold
+        self.revisits = revisits
         self.student_price, self.teacher_price = student_price, teacher_price
         self.teacher_reply_tokens = teacher_reply_tokens
         self.info = PolicyInfo(kind="cascade", name=f"{student.info.name} > {teacher.info.name}",
-                               params={**student.info.params, "threshold": threshold,
+                               params={**student.info.params, "threshold": threshold, "revisits": revisits,
                                        "teacher": f"{teacher.info.kind}:{teacher.info.name}"})
 
     def act(self, inputs: list[PolicyInput]) -> list[Decision]:
         decisions = self.student.act(inputs)
-        unsure = [i for i, d in enumerate(decisions) if d.info.get("agreement", 0.0) < self.threshold]
+        why = {}
+        for i, (inp, d) in enumerate(zip(inputs, decisions, strict=True)):
+            if d.info.get("agreement", 0.0) < self.threshold:
+                why[i] = "agreement"
+            elif self.revisits and d.action and action_key(d.action) in tried_here(inp):
+                why[i] = "revisit"
+        unsure = list(why)
         if unsure:
             answers = self.teacher.act([inputs[i] for i in unsure])
             for i, answer in zip(unsure, answers, strict=True):
@@ -63,7 +74,8 @@ class CascadePolicy:
                     valid=answer.valid, error=answer.error, candidates=own.candidates, deferred=True,
                     prompt_tokens=own.prompt_tokens, completion_tokens=own.completion_tokens,
                     latency_s=own.latency_s + answer.latency_s,
-                    info={**own.info, "teacher_prompt_tokens": teacher_in, "teacher_completion_tokens": teacher_out},
+                    info={**own.info, "deferred_for": why[i], "teacher_prompt_tokens": teacher_in,
+                          "teacher_completion_tokens": teacher_out},
                 )
         return decisions
 

@@ -25,6 +25,7 @@ from agentkd.replay.cascade import DEFAULT_STUDENT_PRICE, token_cost
 from agentkd.replay.constrained import build_constraint
 from agentkd.replay.engine import GenerationRequest, ReplayEngine
 from agentkd.replay.icd import with_demos
+from agentkd.replay.loops import tried_here, untried
 from agentkd.replay.vote import vote, vote_by_outcome
 from agentkd.schema import PolicyInfo
 
@@ -63,6 +64,9 @@ class StudentPolicy:
         constrained: decode the action line through a trie of the admissible actions, where the
             environment lists them (:mod:`agentkd.replay.constrained`): every sample that writes its
             action line within ``max_new_tokens`` names an admissible action.
+        noloop: avoid going in circles (:mod:`agentkd.replay.loops`): an action already taken from the
+            current observation is left out of the constrained trie, and wins a vote only when no
+            untried action was sampled (greedy, unconstrained decoding has nothing else to pick).
         price: USD per 1M (input, output) tokens, for the episode's cost (see :mod:`agentkd.replay.cascade`).
         name: the policy's name in trajectories (default: the student's path).
     """
@@ -70,7 +74,7 @@ class StudentPolicy:
     def __init__(self, engine: ReplayEngine | str | Path, *, samples: int = 1, temperature: float | None = None,
                  top_p: float | None = None, max_new_tokens: int = 96, prompt: PromptFormat | None = None,
                  demos: Any = None, price: tuple[float, float] = DEFAULT_STUDENT_PRICE,
-                 name: str | None = None, constrained: bool = False) -> None:
+                 name: str | None = None, constrained: bool = False, noloop: bool = False) -> None:
         if samples < 1:
             raise ValueError(f"samples must be at least 1, not {samples}")
         self.engine = engine if isinstance(engine, ReplayEngine) else ReplayEngine(engine)
@@ -87,6 +91,7 @@ class StudentPolicy:
         self.demos = demos
         self.price = price
         self.constrained = constrained
+        self.noloop = noloop
         params: dict[str, Any] = {"samples": samples, "temperature": self.temperature, "top_p": self.top_p,
                                   "max_new_tokens": max_new_tokens, "max_history": self.prompt.max_history,
                                   "show_admissible": self.prompt.show_admissible}
@@ -96,6 +101,8 @@ class StudentPolicy:
             params["icd"] = demos.describe()
         if constrained:
             params["constrained"] = True
+        if noloop:
+            params["noloop"] = True
         self.info = PolicyInfo(kind="student", name=name or self.engine.name, params=params)
 
     def messages(self, inp: PolicyInput, demos: list[str] | None = None) -> list[dict[str, str]]:
@@ -112,11 +119,12 @@ class StudentPolicy:
         demos = self.demos.retrieve(inputs) if self.demos is not None else [None] * len(inputs)
         tokenizer = self.engine.tokenizer
         requests = []
-        for inp, shown in zip(inputs, demos, strict=True):
+        tried = [tried_here(inp) if self.noloop else set() for inp in inputs]
+        for inp, shown, done in zip(inputs, demos, tried, strict=True):
             text = render_chat(tokenizer, self.messages(inp, shown))
             constraint = None
             if self.constrained and inp.admissible_actions and not is_code(inp.task.env):
-                constraint = build_constraint(tokenizer, inp.admissible_actions)
+                constraint = build_constraint(tokenizer, untried(inp.admissible_actions, done))
                 constraint = constraint if constraint.trie else None  # nothing to spell: decode freely
             requests.append(GenerationRequest(
                 key=id(inp.env) if inp.env is not None else inp.task.task_id,
@@ -126,10 +134,10 @@ class StudentPolicy:
         latency = (time.perf_counter() - started) / len(inputs)
 
         decisions = []
-        for inp, request, samples, shown in zip(inputs, requests, results, demos, strict=True):
+        for inp, request, samples, shown, done in zip(inputs, requests, results, demos, tried, strict=True):
             texts, logprobs = [s.text for s in samples], [s.mean_logprob for s in samples]
             if not is_code(inp.task.env):
-                outcome = vote(texts, logprobs, inp.admissible_actions)
+                outcome = vote(texts, logprobs, inp.admissible_actions, avoid=done)
             else:  # code: with several samples, each candidate runs in its own fork of the episode's sandbox
                 run = getattr(inp.env, "try_action", None) if self.samples > 1 else None
                 outcome = vote_by_outcome(texts, logprobs, run if callable(run) else None)

@@ -16,10 +16,11 @@ on its own text, so candidates that do nothing visible still cannot "agree".
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 
 from agentkd.policies.prompt import ParsedAction, parse_output
+from agentkd.replay.loops import action_key as _key
 from agentkd.schema import Candidate
 
 __all__ = ["Vote", "vote", "vote_by_outcome"]
@@ -35,10 +36,6 @@ class Vote:
     candidates: list[Candidate] = field(default_factory=list)  # distinct valid actions with votes, then invalid ones
 
 
-def _key(action: str) -> str:
-    return " ".join(action.split()).casefold()
-
-
 def _answer_key(answer: object) -> str:
     """Final answers that mean the same vote together: "42", "42.0" and "4.2e1"; "Velmora." and "velmora"."""
     text = str(answer).strip()
@@ -49,8 +46,13 @@ def _answer_key(answer: object) -> str:
     return f"answer: {number:.12g}" if number == number else "answer: " + _key(text)  # NaN stays text
 
 
-def vote(texts: Sequence[str], mean_logprobs: Sequence[float], admissible: list[str] | None) -> Vote:
-    """Choose one of ``texts`` (the k samples of a step); ``mean_logprobs`` breaks ties."""
+def vote(texts: Sequence[str], mean_logprobs: Sequence[float], admissible: list[str] | None,
+         avoid: Collection[str] = ()) -> Vote:
+    """Choose one of ``texts`` (the k samples of a step); ``mean_logprobs`` breaks ties.
+
+    Actions whose normalised key is in ``avoid`` (for example the ones :mod:`agentkd.replay.loops`
+    found tried from this observation) win only when no other valid action was sampled.
+    """
     if not texts:
         raise ValueError("nothing to vote on: no samples")
     parsed = [parse_output(text, admissible) for text in texts]
@@ -58,7 +60,7 @@ def vote(texts: Sequence[str], mean_logprobs: Sequence[float], admissible: list[
     for i, p in enumerate(parsed):
         if p.valid:
             groups.setdefault(_key(p.action), []).append(i)
-    return _count(texts, mean_logprobs, parsed, groups)
+    return _count(texts, mean_logprobs, parsed, groups, avoid=avoid)
 
 
 def vote_by_outcome(texts: Sequence[str], mean_logprobs: Sequence[float],
@@ -99,21 +101,24 @@ def vote_by_outcome(texts: Sequence[str], mean_logprobs: Sequence[float],
 
 
 def _count(texts: Sequence[str], mean_logprobs: Sequence[float], parsed: list[ParsedAction],
-           groups: dict[str, list[int]], fallback: list[int] | None = None) -> Vote:
+           groups: dict[str, list[int]], fallback: list[int] | None = None, avoid: Collection[str] = ()) -> Vote:
     """The vote over ``groups`` (key -> indices of the valid samples that agree); with no valid sample, the
-    best-scoring one of ``fallback`` (default: all)."""
-    def score(members: list[int]) -> tuple[int, float]:
-        return len(members), sum(mean_logprobs[i] for i in members) / len(members)
+    best-scoring one of ``fallback`` (default: all). Keys in ``avoid`` rank after all others."""
+    def mean(members: list[int]) -> float:
+        return sum(mean_logprobs[i] for i in members) / len(members)
+
+    def score(key: str) -> tuple[bool, int, float]:
+        return key not in avoid, len(groups[key]), mean(groups[key])
 
     candidates = [
-        Candidate(action=parsed[members[0]].action, raw=texts[members[0]], valid=True, votes=len(members),
-                  logprob=score(members)[1])
-        for members in sorted(groups.values(), key=score, reverse=True)
+        Candidate(action=parsed[groups[key][0]].action, raw=texts[groups[key][0]], valid=True,
+                  votes=len(groups[key]), logprob=mean(groups[key]))
+        for key in sorted(groups, key=score, reverse=True)
     ]
     candidates += [Candidate(action=p.action, raw=texts[i], valid=False, votes=0, logprob=mean_logprobs[i])
                    for i, p in enumerate(parsed) if not p.valid]
     if groups:
-        members = max(groups.values(), key=score)
+        members = groups[max(groups, key=score)]
         # The winner's representative: its most likely sample (its thought is the one recorded).
         winner = max(members, key=lambda i: mean_logprobs[i])
         return Vote(winner=winner, parsed=parsed[winner], agreement=len(members) / len(texts), candidates=candidates)

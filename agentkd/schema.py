@@ -28,6 +28,7 @@ from pydantic import AfterValidator, BaseModel, Field, ValidationError, field_va
 
 __all__ = [
     "SCHEMA_VERSION",
+    "SEARCH_ORDER",
     "Candidate",
     "PolicyInfo",
     "Principle",
@@ -312,6 +313,10 @@ class PrincipleChange(_Record):
     change: PrincipleChangeKind
     note: str = ""  # one line for people ("merged p-1234 (similarity 0.94)")
     details: JSONParams = Field(default_factory=dict)  # e.g. the replaced text, credited trajectory ids
+
+
+#: ``data["kind"]`` of a mined search-order principle: the miner writes it, the household explorer reads it.
+SEARCH_ORDER = "search_order"
 
 
 class Principle(_Record):

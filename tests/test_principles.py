@@ -40,11 +40,12 @@ from agentkd.distill.principles import (  # noqa: E402
 from agentkd.distill.principles.mine import cautionary_principles, tool_sequence_principles  # noqa: E402
 from agentkd.policies.base import Decision, PolicyInput  # noqa: E402
 from agentkd.policies.expert import ExpertPolicy  # noqa: E402
+from agentkd.policies.explorer import ExplorerPolicy  # noqa: E402
 from agentkd.policies.prompt import build_messages  # noqa: E402
 from agentkd.schema import PolicyInfo, Principle, Trajectory, principle_id  # noqa: E402
 from agentkd.store import ExperienceStore, similarity_from_distance  # noqa: E402
 from environments.household import HouseholdEnv, load_split, world_for_task  # noqa: E402
-from environments.household.explorer import ExplorerPolicy, HouseholdExplorer  # noqa: E402
+from environments.household.explorer import HouseholdExplorer  # noqa: E402
 
 SAME = "Always open a closed receptacle before looking for objects inside it."
 SAME_REWORDED = "Always open closed receptacles before looking for objects inside them."  # cosine ~0.98

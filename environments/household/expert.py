@@ -1,7 +1,7 @@
 """The household expert: ALFWorld's hand-coded strategy, with a ReAct-style thought per step.
 
-Like ALFWorld's expert it knows where object types are likely to be (the generator's placement
-priors) but not where this household put them: it searches receptacles in order of likelihood per
+Like ALFWorld's expert it knows where object types are likely to be (the placement priors of
+:mod:`.placement`) but not where this household put them: it searches receptacles in order of likelihood per
 step of effort (closed ones cost an extra `open`), reads only what it has seen, then cleans, heats,
 cools or switches on a lamp as the task needs, and places the object. The thoughts say what it is
 looking for and why, so expert trajectories are thought–action traces.
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from functools import cache
 
-from .generator import placement_weight
+from .placement import placement_weight
 from .vocab import load_vocab
 from .world import FRIDGE_TYPE, MICROWAVE_TYPE, SINK_TYPE, Receptacle, World
 
@@ -72,7 +72,7 @@ class HouseholdExpert:
 
         receps = [r for r in self.world.sorted_receptacles()
                   if r.id not in self.checked and prior(r.type, otype) > 0]
-        return sorted(receps, key=lambda r: (-value(r), _number_key(r.name)))
+        return sorted(receps, key=lambda r: (-value(r), number_key(r.name)))
 
     def _goto_or_act(self, r: Receptacle, why: str) -> tuple[str, str]:
         here = self.world.location == r.location
@@ -84,7 +84,7 @@ class HouseholdExpert:
 
     def _choose_target(self) -> Receptacle:
         options = [r for r in self.world.sorted_receptacles() if r.type == self.goal.recep]
-        return min(options, key=lambda r: (r.openable, _number_key(r.name)))
+        return min(options, key=lambda r: (r.openable, number_key(r.name)))
 
     # ---- policy ---------------------------------------------------------------------------------
 
@@ -186,7 +186,8 @@ class HouseholdExpert:
         return f"I am next to the {lamp.name} with the {g.obj}. I turn it on to look at it.", f"use {lamp.name}"
 
 
-def _number_key(name: str) -> tuple[str, int]:
+def number_key(name: str) -> tuple[str, int]:
+    """Sort key of a thing's name: "cabinet 10" after "cabinet 9"."""
     base, _, number = name.rpartition(" ")
     return (base, int(number)) if number.isdigit() else (name, 0)
 

@@ -7,25 +7,22 @@ tend to be: it searches the receptacles it has not looked into in a random order
 principles — mined from earlier episodes, see :mod:`agentkd.distill.principles.mine` — it searches
 in the order their data gives for the object it is looking for instead: the receptacle types where
 that object was found most often per step of effort. That is the agent of the principles ablation:
-the same agent with and without the principles shown to it.
+the same agent with and without the principles shown to it (as a policy:
+:class:`agentkd.policies.explorer.ExplorerPolicy`).
 """
 
 from __future__ import annotations
 
 import random
-import time
-import weakref
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from agentkd.distill.principles.mine import SEARCH_ORDER
-from agentkd.policies.base import Decision, PolicyInput
-from agentkd.schema import PolicyInfo, Principle
+from agentkd.schema import SEARCH_ORDER, Principle
 
-from .expert import HouseholdExpert, _number_key
+from .expert import HouseholdExpert, number_key
 from .world import Receptacle, World
 
-__all__ = ["ExplorerPolicy", "HouseholdExplorer"]
+__all__ = ["HouseholdExplorer"]
 
 
 class HouseholdExplorer(HouseholdExpert):
@@ -55,40 +52,4 @@ class HouseholdExplorer(HouseholdExpert):
             cost = 2.0 if r.type in closed and r.id not in self.world.opened else 1.0
             return float(rates.get(r.type, base)) / cost
 
-        return sorted(receps, key=lambda r: (-value(r), _number_key(r.name), self._rank[r.id]))
-
-
-class ExplorerPolicy:
-    """The explorer as a batched policy; wrap it in a principles policy to show it principles."""
-
-    def __init__(self) -> None:
-        self.info = PolicyInfo(kind="explorer", name="household-explorer")
-        # One explorer per running episode, keyed by its environment; a reset builds a new world.
-        self._explorers: weakref.WeakKeyDictionary[Any, HouseholdExplorer] = weakref.WeakKeyDictionary()
-
-    def _explorer(self, inp: PolicyInput) -> HouseholdExplorer | None:
-        world = getattr(inp.env, "world", None)
-        if not isinstance(world, World):
-            return None
-        explorer = self._explorers.get(inp.env)
-        if explorer is None or explorer.world is not world:
-            explorer = HouseholdExplorer(world, seed=inp.task.task_id)
-            self._explorers[inp.env] = explorer
-        return explorer
-
-    def act(self, inputs: list[PolicyInput]) -> list[Decision]:
-        decisions = []
-        for inp in inputs:
-            start = time.perf_counter()
-            explorer = self._explorer(inp)
-            if explorer is None:
-                decisions.append(Decision(action="", valid=False, error="the explorer plays household episodes only"))
-                continue
-            explorer.use_principles(inp.principle_records)
-            try:
-                thought, action = explorer.act()
-            except RuntimeError as exc:  # searched everything and found nothing
-                decisions.append(Decision(action="", valid=False, error=str(exc)))
-                continue
-            decisions.append(Decision(action=action, thought=thought, latency_s=time.perf_counter() - start))
-        return decisions
+        return sorted(receps, key=lambda r: (-value(r), number_key(r.name), self._rank[r.id]))

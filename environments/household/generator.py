@@ -21,6 +21,8 @@ from functools import cache
 from agentkd.env import task_at
 from agentkd.schema import Task
 
+from .expert import solve
+from .placement import placement_weight
 from .vocab import TASK_TYPES, FloorPlan, Vocab, load_vocab
 from .world import Goal, Receptacle, Thing, World
 
@@ -41,30 +43,6 @@ UNSEEN_FLOORPLANS = frozenset({
 VARIANTS_PER_FLOORPLAN = 3
 MAX_STEPS = 50
 _MAX_ATTEMPTS = 50
-
-# Where things tend to be: open surfaces get more of them than closed storage, and food and drinks
-# favour the fridge. The generator samples placements from these weights and the expert searches in
-# the same order, like ALFWorld's expert uses its object–receptacle priors.
-_CLOSED_WEIGHT, _SURFACE_WEIGHT, _FRIDGE_FOOD_WEIGHT = 1.0, 2.0, 3.0
-_APPLIANCE_TYPES = {"Microwave": 0.5, "CoffeeMachine": 2.0, "StoveBurner": 1.5, "Toaster": 0.5}
-# ALFWorld's receptacle table has no entry for lamps (they stand where they are and are switched on
-# in place); in its text games they stand on furniture like this.
-_LAMP_STANDS = {"DeskLamp": ("Desk", "Dresser", "SideTable", "Shelf"),
-                "FloorLamp": ("SideTable", "Dresser", "Desk", "Shelf", "TVStand", "CoffeeTable")}
-
-
-def placement_weight(vocab: Vocab, rtype: str, otype: str) -> float:
-    """Relative chance that one receptacle of type `rtype` holds a given object of type `otype`."""
-    if otype in _LAMP_STANDS:
-        return _SURFACE_WEIGHT if rtype in _LAMP_STANDS[otype] else 0.0
-    if not vocab.can_contain(rtype, otype):
-        return 0.0
-    if rtype == "Fridge":
-        return _FRIDGE_FOOD_WEIGHT if vocab.has("coolable", otype) else _CLOSED_WEIGHT
-    if rtype in _APPLIANCE_TYPES:
-        return _APPLIANCE_TYPES[rtype]
-    return _CLOSED_WEIGHT if vocab.is_openable(rtype) else _SURFACE_WEIGHT
-
 
 # ---- ids ----------------------------------------------------------------------------------------
 
@@ -263,8 +241,6 @@ def world_for_task(task: Task) -> World:
 
 def make_task(split: str, index: int, layout: Layout, task_type: str, max_steps: int = MAX_STEPS) -> Task:
     """Draw task `index` of `split` in `layout`, redrawing until the expert solves it in time."""
-    from .expert import solve  # the expert imports this module's weights
-
     for attempt in range(_MAX_ATTEMPTS):
         seed = f"{split}/{index}/{attempt}"
         world = build_world(layout, seed, task_type)

@@ -108,8 +108,8 @@ def principles_ablation(
     from agentkd.collect import collect_async, plan_episodes
     from agentkd.envs import load_tasks
     from agentkd.policies.expert import ExpertPolicy
+    from agentkd.policies.explorer import ExplorerPolicy
     from agentkd.store import ExperienceStore
-    from environments.household.explorer import ExplorerPolicy
 
     from .pipeline import distill_principles
     from .retrieve import PrincipleRetriever, PrinciplesPolicy

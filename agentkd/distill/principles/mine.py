@@ -30,12 +30,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from agentkd.envs import is_code
-from agentkd.schema import Principle, Step, Trajectory
+from agentkd.schema import SEARCH_ORDER, Principle, Step, Trajectory
 
 __all__ = ["MinerConfig", "cautionary_principles", "mine_principles", "search_order_principles",
            "tool_sequence_principles"]
 
-SEARCH_ORDER = "search_order"  # data["kind"] of a search-order principle (environments.household.explorer reads it)
 _NOTHING_HAPPENS = "Nothing happens."
 
 # "On the countertop 1, you see a mug 1, and a apple 2." / "The fridge 1 is open. In it, you see nothing."

@@ -415,7 +415,7 @@ def bench_env_cmd(
     from rich.console import Console
     from rich.table import Table
 
-    from agentkd.bench import bench_env
+    from agentkd.bench.env import bench_env
 
     try:
         r = bench_env(games=games, steps=steps, split=split)
@@ -442,7 +442,7 @@ def bench_store_cmd(
     from rich.console import Console
     from rich.table import Table
 
-    from agentkd.store.bench import bench_store
+    from agentkd.bench.store import bench_store
 
     r = bench_store(steps, queries=queries, path=store, precision=precision)
     table = Table(title=f"experience store, {r['stored_steps']:,} steps ({r['precision']} embedder)")
@@ -480,7 +480,7 @@ def bench_train_cmd(
     from rich.console import Console
     from rich.table import Table
 
-    from agentkd.train.bench import bench_sft, bench_sft_vs_loop
+    from agentkd.bench.train import bench_sft, bench_sft_vs_loop
 
     if not student.startswith("tiny"):
         r = bench_sft_vs_loop(student, episodes=episodes, batch_size=min(batch_size, 4), steps=steps,
@@ -517,7 +517,7 @@ def bench_sandbox_cmd(
     from rich.console import Console
     from rich.table import Table
 
-    from agentkd.tools.bench import bench_sandbox
+    from agentkd.bench.sandbox import bench_sandbox
 
     r = bench_sandbox(runs=runs)
     table = Table(title=f"code sandbox, medians of {r['runs']} runs")
@@ -542,7 +542,7 @@ def bench_replay_cmd(
     from rich.console import Console
     from rich.table import Table
 
-    from agentkd.replay.bench import bench_replay
+    from agentkd.bench.replay import bench_replay
 
     r = bench_replay(student, episodes=episodes, samples=samples, max_steps=max_steps)
     table = Table(title=f"replay, {r['student']}, {r['episodes']} episodes x {r['max_steps']} steps ({r['device']})")
@@ -694,7 +694,7 @@ def bench_principles_cmd(
     from rich.console import Console
     from rich.table import Table
 
-    from agentkd.distill.principles.ablation import principles_ablation
+    from agentkd.bench.principles import principles_ablation
 
     console = Console(soft_wrap=True)
     r = principles_ablation(train_episodes=train_episodes, split=split, max_tasks=max_tasks or None, store=store,

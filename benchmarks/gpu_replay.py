@@ -33,10 +33,10 @@ def main() -> int:
 
     import torch
 
-    from agentkd.replay.bench import _play
+    from agentkd.bench.episodes import play_expert
+    from agentkd.bench.replay import _play
     from agentkd.replay.engine import ReplayEngine
     from agentkd.replay.policy import StudentPolicy
-    from agentkd.store.bench import play_expert
     from agentkd.train.common import student_texts
     from environments.household import load_split
 

@@ -78,8 +78,8 @@ def main() -> int:
 
     import torch
 
+    from agentkd.bench.episodes import expert_trajectories
     from agentkd.store import ExperienceStore
-    from agentkd.store.bench import expert_trajectories
     from agentkd.train.common import student_texts
     from agentkd.train.grpo import GRPORunConfig, train_grpo
     from agentkd.train.sft import SFTRunConfig, flash_attention_available, train_sft

@@ -460,7 +460,7 @@ def test_distill_credits_stored_episodes_that_showed_principles(tmp_path, embedd
 
 @pytest.mark.slow
 def test_the_principles_ablation_runs_end_to_end():
-    from agentkd.distill.principles.ablation import principles_ablation
+    from agentkd.bench.principles import principles_ablation
 
     result = principles_ablation(train_episodes=40, max_tasks=12, workers=8)
     assert [row.name for row in result.rows] == ["expert (privileged priors)", "explorer", "explorer + principles"]

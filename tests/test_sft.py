@@ -266,7 +266,7 @@ def test_the_compact_head_gives_trls_loss_and_gradients_from_the_labelled_positi
 
 
 def test_bench_train_replays_the_sft_batches_in_a_plain_loop():
-    from agentkd.train.bench import bench_sft_vs_loop
+    from agentkd.bench.train import bench_sft_vs_loop
 
     r = bench_sft_vs_loop("tiny", episodes=4, batch_size=2, steps=2, precision_tokens=64, split="valid_unseen")
     assert r["sft"]["steps"] == r["loop_fp32"]["steps"] == 2

@@ -24,6 +24,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 pytest.importorskip("chromadb")
 pytest.importorskip("sentence_transformers")
 
+from agentkd.bench.episodes import expert_trajectories  # noqa: E402
 from agentkd.schema import SCHEMA_VERSION, Principle, Trajectory  # noqa: E402
 from agentkd.store import (  # noqa: E402
     BadRecordError,
@@ -33,7 +34,6 @@ from agentkd.store import (  # noqa: E402
     StoreUnavailable,
     step_context,
 )
-from agentkd.store.bench import expert_trajectories  # noqa: E402
 
 FAST_RETRY = RetryPolicy(tries=2, delay_s=0.01)
 

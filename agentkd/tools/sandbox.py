@@ -69,7 +69,7 @@ threads at once; different handles (forks) may run in parallel. Forking an inter
 threads copies only the main thread, as ``os.fork`` does. Processes the code forks itself never talk to the
 host: they end when they return from the code.
 
-**Cost** (`agentkd.tools.bench.bench_sandbox`: medians of 50 runs and forks; 2-core VM, Python 3.11.7,
+**Cost** (`agentkd.bench.sandbox.bench_sandbox`: medians of 50 runs and forks; 2-core VM, Python 3.11.7,
 bubblewrap 0.8, host running as root; several runs, so ranges):
 
     isolation   start      run (trivial code, warm)   fork          close

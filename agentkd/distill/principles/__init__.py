@@ -5,7 +5,6 @@
 * :mod:`.lifecycle` — add with merging of near-duplicates, credit by what was shown, prune;
 * :mod:`.retrieve` — top-k by similarity × score under a token budget, and the policy wrapper;
 * :mod:`.pipeline` — one distillation pass over a store (``agentkd distill principles``);
-* :mod:`.ablation` — the measured effect on the household explorer (``agentkd bench principles``).
 
 Importing this package is cheap: chromadb and langchain load when a store or model is used.
 """

@@ -1,6 +1,6 @@
 """Sandbox benchmark: what one code step costs in each isolation mode, measured side by side.
 
-    from agentkd.tools.bench import bench_sandbox
+    from agentkd.bench.sandbox import bench_sandbox
     bench_sandbox(runs=50)
     # {"runs": 50, "isolation": {"bwrap": {"start_ms": ..., "run_ms": ..., "fork_ms": ..., "close_ms": ...},
     #                            "process": {...}},
@@ -31,7 +31,7 @@ def _ms(samples: list[float]) -> float:
 
 
 def _bench_mode(isolation: str, runs: int) -> dict[str, float]:
-    from .sandbox import CodeSandbox
+    from agentkd.tools.sandbox import CodeSandbox
 
     starts, closes = [], []
     for _ in range(max(3, runs // 10)):
@@ -62,7 +62,7 @@ def _bench_mode(isolation: str, runs: int) -> dict[str, float]:
 
 def bench_sandbox(runs: int = 50) -> dict[str, Any]:
     """Milliseconds per start, run, fork and close for every isolation mode that works here."""
-    from .sandbox import SandboxIsolationWarning, bwrap_problem
+    from agentkd.tools.sandbox import SandboxIsolationWarning, bwrap_problem
 
     modes, unavailable = ["process"], {}
     problem = bwrap_problem()

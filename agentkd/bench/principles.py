@@ -24,9 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from agentkd.distill.principles.lifecycle import SHOWN_KEY, CreditReport, credit
 from agentkd.schema import Trajectory, principle_id
-
-from .lifecycle import SHOWN_KEY, CreditReport, credit
 
 __all__ = ["AblationResult", "AblationRow", "principles_ablation"]
 
@@ -106,13 +105,12 @@ def principles_ablation(
 ) -> AblationResult:
     """Run the ablation (see the module docstring); ``store`` defaults to a temporary folder."""
     from agentkd.collect import collect_async, plan_episodes
+    from agentkd.distill.principles.pipeline import distill_principles
+    from agentkd.distill.principles.retrieve import PrincipleRetriever, PrinciplesPolicy
     from agentkd.envs import load_tasks
     from agentkd.policies.expert import ExpertPolicy
     from agentkd.policies.explorer import ExplorerPolicy
     from agentkd.store import ExperienceStore
-
-    from .pipeline import distill_principles
-    from .retrieve import PrincipleRetriever, PrinciplesPolicy
 
     stage = on_stage or (lambda text: None)
     scratch = tempfile.TemporaryDirectory(prefix="agentkd-principles-") if store is None else None

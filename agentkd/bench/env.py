@@ -1,7 +1,6 @@
-"""Benchmarks that print ratios measured side by side in one run.
+"""Household engine benchmark: the native engine against the official ALFWorld engine.
 
-`bench_env`: the native household engine against the official ALFWorld engine on the same games
-and the same command sequences, admissible commands computed at every step in both.
+Both play the same games and the same command sequences, admissible commands computed at every step in both.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Replay benchmark: what batching, shared prefill and prefix reuse buy, measured side by side.
 
-    from agentkd.replay.bench import bench_replay
+    from agentkd.bench.replay import bench_replay
     bench_replay("students/sft")      # or None: a freshly built, random tiny student
 
 Three comparisons on the same student, tasks and machine, in one run:
@@ -40,8 +40,8 @@ def _play(policy: Any, tasks: list[Any], workers: int, max_steps: int) -> tuple[
 
 
 def _tiny_student(root: Path) -> Path:
+    from agentkd.bench.episodes import play_expert
     from agentkd.models.tiny import build_tiny_model
-    from agentkd.store.bench import play_expert
     from agentkd.train.common import student_texts
     from environments.household import load_split
 
@@ -52,11 +52,11 @@ def _tiny_student(root: Path) -> Path:
 def bench_replay(student: str | Path | None = None, *, episodes: int = 32, samples: int = 8, max_steps: int = 6,
                  max_new_tokens: int = 48, split: str = "valid_unseen") -> dict[str, Any]:
     """The three ratios (and the figures behind them) for ``student`` on the first ``episodes`` tasks."""
+    from agentkd.bench.episodes import play_expert
     from agentkd.distill.datasets import trajectory_messages
     from agentkd.policies.hf import render_chat
     from agentkd.replay.engine import GenerationRequest, ReplayEngine
     from agentkd.replay.policy import StudentPolicy
-    from agentkd.store.bench import play_expert
     from environments.household import load_split
 
     with tempfile.TemporaryDirectory(prefix="agentkd-bench-replay-") as tmp:

@@ -1,6 +1,6 @@
 """SFT throughput benchmark: padded, length-grouped and padding-free packed batches, side by side.
 
-    from agentkd.train.bench import bench_sft
+    from agentkd.bench.train import bench_sft
     bench_sft(episodes=64)   # {"padded": {...}, "grouped": {...}, "packed": {...}, ratios}
 
 Every run trains the same freshly built student (same seed, same tokenizer) for one epoch over the
@@ -50,7 +50,7 @@ def bench_sft(episodes: int = 64, batch_size: int = 8, max_length: int = 2048, s
 
 
 def _episodes(split: str):
-    from agentkd.store.bench import expert_trajectories
+    from agentkd.bench.episodes import expert_trajectories
 
     # ~10 steps per episode: ask for plenty of steps and stop after enough episodes.
     return expert_trajectories(10_000_000, split=split)

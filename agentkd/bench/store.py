@@ -1,6 +1,6 @@
 """Experience-store benchmark: ingest rate and query latency on real household expert steps.
 
-    from agentkd.store.bench import bench_store
+    from agentkd.bench.store import bench_store
     bench_store(20_000)   # {"ingest_steps_per_s": ..., "query_p50_ms": ..., ...}
 
 Trajectories come from playing the household expert on ``train`` tasks (one pass over the tasks
@@ -17,52 +17,14 @@ import shutil
 import statistics
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from agentkd.schema import Trajectory, trajectory_id
+from agentkd.schema import Trajectory
 
-__all__ = ["bench_store", "expert_trajectories", "play_expert"]
+from .episodes import expert_trajectories, play_expert
 
-def play_expert(task: Any, seed: int = 0, env: Any = None) -> Trajectory:
-    """Play the household expert on ``task`` through the recording agent graph; the finished trajectory."""
-    from agentkd.agents import play_episode
-    from agentkd.policies.expert import ExpertPolicy
-    from environments.household import HouseholdEnv
-
-    return play_episode(env or HouseholdEnv(), ExpertPolicy(), task, seed=seed)
-
-
-def expert_trajectories(n_steps: int, split: str = "train") -> Iterator[Trajectory]:
-    """Expert trajectories over the tasks of ``split`` until ``n_steps`` steps were yielded.
-
-    The first pass plays every task once (seed 0); later passes reuse those episodes under the
-    ids of seeds 1, 2, ... (the expert is deterministic, so replaying would give the same steps).
-    """
-    from environments.household import HouseholdEnv, load_split
-
-    env = HouseholdEnv()
-    played: list[Trajectory] = []
-    produced = 0
-    for task in load_split(split):
-        traj = play_expert(task, seed=0, env=env)
-        played.append(traj)
-        yield traj
-        produced += traj.num_steps
-        if produced >= n_steps:
-            return
-    seed = 1
-    while played:
-        for base in played:
-            copy = base.model_copy(deep=True)
-            copy.seed = seed
-            copy.trajectory_id = trajectory_id(base.task_id, base.policy, seed)
-            yield copy
-            produced += copy.num_steps
-            if produced >= n_steps:
-                return
-        seed += 1
+__all__ = ["bench_store"]
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -95,10 +57,9 @@ def bench_store(
     ``embedding_function`` defaults to the MiniLM embedder at ``precision`` without a cache, so
     every step and every query pays for its embedding. Prints nothing; returns a dict of the figures.
     """
+    from agentkd.store.embedder import MiniLMEmbeddingFunction
+    from agentkd.store.store import ExperienceStore, step_context
     from environments.household import load_split
-
-    from .embedder import MiniLMEmbeddingFunction
-    from .store import ExperienceStore, step_context
 
     tmp = None
     if path is None:

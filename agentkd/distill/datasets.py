@@ -240,11 +240,11 @@ def icd_step_examples(
 
     Each prompt is what the student sees at replay with ``+icd``: its usual messages (``fmt``; a
     bounded ``max_history`` keeps the per-step examples short) with the teacher's most similar steps
-    (``retriever``, a :class:`~agentkd.replay.icd.DemoRetriever`) in front of the current turn. Steps of
+    (``retriever``, a :class:`~agentkd.distill.demos.DemoRetriever`) in front of the current turn. Steps of
     the example's own task are never shown to it: the student must learn to use similar cases, not to
     copy the answer. Examples longer than ``max_length`` tokens are left out.
     """
-    from agentkd.replay.icd import with_demos
+    from agentkd.distill.demos import with_demos
 
     if max_length is not None and tokenizer is None:
         raise ValueError("max_length needs a tokenizer to measure examples")

@@ -87,8 +87,8 @@ def parse_configs(spec: str | Sequence[str]) -> list[EvalConfig]:
 
 
 def _policy(config: EvalConfig, engine: Any, teacher: Any, store: Any, env: str, max_new_tokens: int) -> Any:
+    from agentkd.distill.demos import DemoRetriever
     from agentkd.replay.cascade import CascadePolicy
-    from agentkd.replay.icd import DemoRetriever
     from agentkd.replay.policy import StudentPolicy
 
     if config.teacher:

@@ -4,7 +4,7 @@
 card (the one it was trained with), asks the :class:`~agentkd.replay.engine.ReplayEngine` for
 ``samples`` replies per episode in one batched call, and votes (:func:`~agentkd.replay.vote.vote`; for
 code actions :func:`~agentkd.replay.vote.vote_by_outcome`, each candidate run in a fork of the episode).
-With ``samples=1`` it decodes greedily. With a :class:`~agentkd.replay.icd.DemoRetriever`, the
+With ``samples=1`` it decodes greedily. With a :class:`~agentkd.distill.demos.DemoRetriever`, the
 teacher's most similar recorded steps are shown in the current turn (in-context distillation).
 """
 
@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from agentkd.distill.demos import with_demos
 from agentkd.envs import is_code
 from agentkd.models.packaged import is_packaged_spec, materialize
 from agentkd.models.student import PromptFormat
@@ -24,7 +25,6 @@ from agentkd.policies.prompt import build_messages
 from agentkd.replay.cascade import DEFAULT_STUDENT_PRICE, token_cost
 from agentkd.replay.constrained import build_constraint
 from agentkd.replay.engine import GenerationRequest, ReplayEngine
-from agentkd.replay.icd import with_demos
 from agentkd.replay.loops import tried_here, untried
 from agentkd.replay.vote import vote, vote_by_outcome
 from agentkd.schema import PolicyInfo

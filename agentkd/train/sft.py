@@ -122,7 +122,7 @@ def train_sft(store: Any, student: str | Path, out_dir: str | Path, config: SFTR
                                              seed=config.seed)
     from_scratch = card.base.startswith("tiny") and not card.stages
     if config.icd:
-        from agentkd.replay.icd import DemoRetriever
+        from agentkd.distill.demos import DemoRetriever
 
         if not config.env or not config.split:
             raise ValueError("--icd needs an environment and a split: demonstrations come from its teacher steps")

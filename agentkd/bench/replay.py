@@ -54,7 +54,7 @@ def bench_replay(student: str | Path | None = None, *, episodes: int = 32, sampl
     """The three ratios (and the figures behind them) for ``student`` on the first ``episodes`` tasks."""
     from agentkd.bench.episodes import play_expert
     from agentkd.distill.datasets import trajectory_messages
-    from agentkd.policies.hf import render_chat
+    from agentkd.models.generation import render_chat
     from agentkd.replay.engine import GenerationRequest, ReplayEngine
     from agentkd.replay.policy import StudentPolicy
     from environments.household import load_split

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from agentkd.policies.hf import END_OF_TURN
+from agentkd.models.generation import END_OF_TURN
 
 __all__ = ["ActionConstraint", "build_constraint"]
 

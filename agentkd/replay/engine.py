@@ -159,7 +159,7 @@ class ReplayEngine:
                  shared_attention: bool = True) -> None:
         import torch
 
-        from agentkd.policies.hf import load_for_generation
+        from agentkd.models.generation import load_for_generation
 
         # name, model, tokenizer, device, dtype, card, stop_token_ids, pad_token_id, context_length
         self.__dict__.update(vars(load_for_generation(model, tokenizer, device=device, dtype=dtype,

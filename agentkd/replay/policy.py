@@ -17,10 +17,10 @@ from typing import Any
 
 from agentkd.distill.demos import with_demos
 from agentkd.envs import is_code
+from agentkd.models.generation import render_chat
 from agentkd.models.packaged import is_packaged_spec, materialize
 from agentkd.models.student import PromptFormat
 from agentkd.policies.base import Decision, PolicyInput
-from agentkd.policies.hf import render_chat
 from agentkd.policies.prompt import build_messages
 from agentkd.replay.cascade import DEFAULT_STUDENT_PRICE, token_cost
 from agentkd.replay.constrained import build_constraint

@@ -44,9 +44,9 @@ from typing import Any
 
 from agentkd.distill.datasets import DataReport, EmptyDatasetError, grpo_prompts
 from agentkd.envs import is_code, load_tasks, make_env
+from agentkd.models.generation import left_pad, render_chat, stop_token_ids
 from agentkd.models.student import PromptFormat, apply_lora, resolve_student
 from agentkd.policies.base import PolicyInput
-from agentkd.policies.hf import left_pad, render_chat, stop_token_ids
 from agentkd.policies.prompt import build_messages, parse_output
 from agentkd.schema import Step, Task
 from agentkd.train.common import StageConfig, finish_run

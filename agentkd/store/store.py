@@ -293,7 +293,7 @@ def _principle_metadata(principle: Principle) -> dict[str, Any]:
     }
 
 
-def _embedder_name(ef: Any) -> str:
+def embedder_name(ef: Any) -> str:
     try:
         name = ef.name()
     except Exception:  # noqa: BLE001 - legacy embedding functions may not implement name()
@@ -429,7 +429,7 @@ class ExperienceStore:
 
             embedding_function = default_embedding_function()
         self.embedding_function = embedding_function
-        self.embedder = _embedder_name(embedding_function)
+        self.embedder = embedder_name(embedding_function)
         self._client: Any = None
         self._collections: dict[str, Any] = {}
         self._max_batch = 1000

@@ -226,9 +226,9 @@ def _embed_text(document: Document) -> str:
 
 def embedder_name(embedding_function: Any) -> str:
     """The name a Chroma embedding function is recorded under (what an index checks on reopening)."""
-    from agentkd.store.store import _embedder_name  # one rule for the store and the corpus
+    from agentkd.store.store import embedder_name as store_rule  # one rule for the store and the corpus
 
-    return _embedder_name(embedding_function)
+    return store_rule(embedding_function)
 
 
 def _hit_document(doc_id: str, text: str | None, metadata: Any) -> Document:

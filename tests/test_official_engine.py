@@ -5,10 +5,6 @@ Uses the hand-built game of tools/probe_official_engine.py (run that script for 
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
 pytestmark = pytest.mark.official
@@ -19,8 +15,6 @@ pytest.importorskip("fast_downward")
 
 from environments.household.official import OfficialEngine  # noqa: E402
 from tools.probe_official_engine import build_probe_game  # noqa: E402
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -33,12 +27,6 @@ def engine(game) -> OfficialEngine:
     eng = OfficialEngine(game)
     eng.reset()
     return eng
-
-
-def test_import_is_lazy():
-    code = "import sys, environments.household.official; print('textworld' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "False"
 
 
 def test_intro(game):

@@ -113,13 +113,6 @@ def max_rss_mb() -> float:
 # ---------------------------------------------------------------------------------------------------- behaviour
 
 
-def test_import_is_cheap():
-    code = "import sys, agentkd.tools; print(sorted(m for m in ('torch', 'chromadb', 'agentkd.tools.sandbox') " \
-           "if m in sys.modules))"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "[]"
-
-
 def test_stdout_value_and_state_persist(mode):
     with make(mode) as box:
         first = box.run("import math\nprint('hello')\nx = 41\nx + 1")

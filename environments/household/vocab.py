@@ -1,6 +1,6 @@
 """ALFWorld's household vocabulary, as facts loaded from ``data/vocab.json``.
 
-The JSON is generated once by ``tools/extract_household_vocab.py`` from the ``alfworld==0.4.2`` package
+The JSON is generated once by ``scripts/dev/extract_household_vocab.py`` from the ``alfworld==0.4.2`` package
 (``alfworld.gen.constants``, ``alfworld.gen.goal_library`` and the ``gen/layouts/FloorPlanN-*.json``
 floor plans) and committed, so this module needs nothing but the standard library and never imports
 alfworld. It records:

@@ -3,9 +3,9 @@
 Prints a transcript: every command with its feedback, reward, done and the admissible list,
 for a scripted session designed to pin down the engine's exact texts and orderings.
 
-    PYTHONPATH=. .venv/bin/python tools/probe_official_engine.py              # transcript + timing
-    PYTHONPATH=. .venv/bin/python tools/probe_official_engine.py --no-timing --out t.txt
-    PYTHONPATH=. .venv/bin/python tools/probe_official_engine.py --hashseed-check
+    PYTHONPATH=. .venv/bin/python scripts/dev/probe_official_engine.py              # transcript + timing
+    PYTHONPATH=. .venv/bin/python scripts/dev/probe_official_engine.py --no-timing --out t.txt
+    PYTHONPATH=. .venv/bin/python scripts/dev/probe_official_engine.py --hashseed-check
 
 ``build_probe_game()`` is also used by tests/test_official_engine.py.
 """
@@ -24,7 +24,7 @@ from importlib import resources
 from pathlib import Path
 
 if __package__ in (None, ""):  # run as a script: make the repo root importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from environments.household.official import OfficialEngine  # noqa: E402
 

@@ -6,7 +6,7 @@ the committed JSON through ``environments.household.vocab.load_vocab()`` and nev
 Run it once with the ``official`` extra installed, then commit the output::
 
     pip install -e '.[official]'          # provides alfworld==0.4.2
-    python tools/extract_household_vocab.py
+    python scripts/dev/extract_household_vocab.py
     git add environments/household/data/vocab.json
 
 Sources (all inside the alfworld package):
@@ -35,7 +35,7 @@ from typing import Any
 
 from environments.household.vocab import ROOM_TYPES, TASK_TYPES
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_OUT = REPO_ROOT / "environments" / "household" / "data" / "vocab.json"
 
 # ALFWorld's text games name the basin, not the fixture (layout ids look like 'Sink|...|SinkBasin').

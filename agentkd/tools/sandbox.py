@@ -3,79 +3,10 @@
     from agentkd.tools import CodeSandbox
     with CodeSandbox(timeout_s=5, tools={"search": search}) as box:
         box.run("hits = search('capital of France', k=2)\\nlen(hits)").value   # '2'
-        trial = box.fork()                   # a copy-on-write copy of the interpreter, in its own process
-        trial.run("final_answer(hits[0])")   # RunResult(answered=True, final_answer=..., ...)
-        trial.close()                        # the original is untouched
 
-The code never runs in the host process. Each sandbox is a child interpreter (the host's own Python outside any
-venv, run ``-I -S``: standard library only — no site-packages, no venv, no agentkd) whose globals persist across
-`run` calls, like a REPL: the value of a final expression statement comes back as its ``repr``. Errors in the
-code never raise here; they come back as a one-paragraph ``RunResult.error`` (exception, message, line of the
-code). Misuse by the caller (run after close, a bad option, ``isolation="bwrap"`` without bubblewrap) raises
-`SandboxError`. ``print`` output (stdout and stderr) is captured; what is written straight to file descriptors
-1 and 2 (``os.write``, subprocesses) goes to /dev/null.
-
-**Isolation** (``isolation=``):
-
-- ``"bwrap"`` — bubblewrap with new PID, network (an empty loopback: neither the internet nor the host's
-  listening ports), IPC, UTS and cgroup namespaces, ``--die-with-parent``, ``--new-session``, ``--as-pid-1``.
-  Its filesystem: read-only ``/usr`` (and the ``/bin``, ``/sbin``, ``/lib*`` links or binds),
-  ``/etc/ld.so.cache`` and ``/etc/localtime``, the interpreter's installation when it lies outside ``/usr``
-  (e.g. ``/root/.pyenv/versions/3.11.7``, read-only, under traversable stand-ins for its parent directories), a
-  fresh ``/proc``, a minimal ``/dev``, and a private tmpfs ``/tmp`` capped at ``memory_mb`` that is the working
-  directory, ``HOME`` and ``TMPDIR`` — the only writable place (``/`` and ``/dev`` are remounted read-only).
-  Nothing else of the host — the repository, ``/home``, ``/root``, the rest of ``/etc`` — exists inside. The
-  code never runs as root: when the host is root, bwrap runs privileged without a user namespace (uid 0 inside
-  one is still root to the kernel's process limit), keeping only CAP_SETUID/SETGID/CHOWN, and the sandbox's
-  first process switches to a fresh unprivileged uid picked for this sandbox before any code runs; otherwise
-  bwrap runs in a user namespace as the host's user, with ``--disable-userns`` where bwrap has it.
-- ``"process"`` — a plain subprocess with the same resource limits, a private temporary working directory and
-  its own session, but no namespaces: the code can read whatever its uid may read (this repository, say), write
-  to world-writable places such as ``/tmp``, and reach the network. As root, it switches to a fresh unprivileged
-  uid when that uid can still use the interpreter; when it cannot (an interpreter under ``/root``, which is 0700)
-  the code runs *as root* — it can then read, change and kill anything, and no process limit applies — and a
-  `SandboxIsolationWarning` says so (pass ``python="/usr/bin/python3"`` to avoid that). A non-root host runs the
-  code as its own user, which can signal the host's other processes.
-- ``"auto"`` (default) — ``"bwrap"`` when ``bwrap`` is installed and a probe sandbox starts (probed once per
-  process), else ``"process"`` with a `SandboxIsolationWarning` saying how to install bubblewrap.
-
-**Limits.** Wall clock per run (``timeout_s``; tool calls count). CPU seconds per run (``cpu_s``, default
-``timeout_s``): ``ITIMER_PROF`` for the interpreter, plus an ``RLIMIT_CPU`` soft limit of used + ``cpu_s`` that
-processes the code starts inherit. Address space per process (``RLIMIT_AS`` = ``memory_mb``; the interpreter
-itself needs about 20 MB). Processes and threads (``RLIMIT_NPROC`` = ``max_processes``, counted for the
-sandbox's own uid or user namespace, so a fork bomb stops there; it does not apply to root, hence the uid
-switch). File size (``RLIMIT_FSIZE`` = ``memory_mb``), no core dumps, 1024 open files. Output: past
-``max_output_bytes`` print output is counted and dropped (the result says how much, ``truncated``), and a run
-that prints 64 times that is stopped with an ``OutputLimitError`` — none of it could be shown. Memory is per
-process, so a sandbox with forks may hold up to ``max_processes * memory_mb``.
-
-A run that overruns its budget is **interrupted in-process** (SIGALRM / SIGPROF raise an exception inside the
-code that ``except Exception`` does not catch), so the interpreter and its variables are kept. Only when the code
-does not give way within `GRACE_S` more seconds (C code that never checks for signals, code that swallows the
-interruption) is the interpreter killed; that result, like a crash (``os._exit``, a segfault, a kill), says that
-the next run starts a fresh interpreter and sets ``state_reset``. Signals reach Python code in the main thread
-only, so CPU burnt by the code's own threads is noticed when the main thread next runs Python code (the wall
-clock still applies).
-
-**Forks and lifetimes.** ``fork()`` asks the interpreter to ``os.fork()`` itself (copy-on-write), so the copy
-has every global and imported module and then evolves independently; it talks to the host over a socketpair
-whose end, with a pidfd of the copy, comes over the existing socket. Every interpreter leads its own process
-group. Closing a handle kills its interpreter and its process group at once (what the code started and moved to
-another group or session goes with the sandbox); the sandbox itself — a supervisor that is PID 1 of the PID
-namespace under bwrap, so every process in it dies with it — stays up while the original or any fork is open,
-and goes with the last one. So closing the original never takes its forks down, closing a fork never touches
-the original, and after the last close nothing of the sandbox is left. A handle must not be used from two
-threads at once; different handles (forks) may run in parallel. Forking an interpreter whose code started
-threads copies only the main thread, as ``os.fork`` does. Processes the code forks itself never talk to the
-host: they end when they return from the code.
-
-**Cost** (`agentkd.bench.sandbox.bench_sandbox`: medians of 50 runs and forks; 2-core VM, Python 3.11.7,
-bubblewrap 0.8, host running as root; several runs, so ranges):
-
-    isolation   start      run (trivial code, warm)   fork          close
-    bwrap       38-56 ms   0.11-0.24 ms               0.9-1.0 ms    3.4 ms
-    process     33-39 ms   0.11-0.15 ms               0.8-1.2 ms    10-13 ms (the code runs as root there:
-                                                                    the host sweeps its session)
+The code runs in a child interpreter (standard library only) under bubblewrap or as a plain subprocess,
+with per-run limits; ``fork()`` makes a copy-on-write copy. The design — isolation, limits, interruption,
+forks and lifetimes, cost — is in docs/sandbox.md.
 """
 
 from __future__ import annotations
@@ -455,7 +386,7 @@ def _launch(settings: _Settings) -> tuple[_Family, _Worker, dict]:
 
 
 class CodeSandbox:
-    """One isolated, persistent Python interpreter (see the module docstring for isolation, limits and forks).
+    """One isolated, persistent Python interpreter (see docs/sandbox.md for isolation, limits and forks).
 
     timeout_s: wall-clock seconds per run, tool calls included.
     cpu_s: CPU seconds per run (None: the same as timeout_s).

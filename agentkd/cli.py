@@ -8,6 +8,8 @@ import time
 
 import typer
 
+from agentkd.errors import AgentKDError
+
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="agentkd: distil tool-using LLM agents into small students.")
 bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks that print side-by-side ratios.")
@@ -49,7 +51,7 @@ def play(
         task = task_from_game_file(game_file) if game_file else get_task(split, index)
         environment = HouseholdEnv(backend=backend)
         obs = environment.reset(task)
-    except (ValueError, IndexError, GameFileError, ImportError, OSError) as exc:
+    except (AgentKDError, ValueError, IndexError, GameFileError, ImportError, OSError) as exc:
         _fail(str(exc))
     console.print(f"[dim]{task.task_id} · {task.task_type}[/]")
     console.print(obs, markup=False, highlight=False)
@@ -115,7 +117,7 @@ def collect(
         policy = resolve_teacher(teacher, env, first_thought=first_thought, temperature=temperature, prices=prices,
                                  mistake_rate=mistake_rate)
         experience = ExperienceStore(store)
-    except (ValueError, StoreError, OSError) as exc:
+    except (AgentKDError, ValueError, OSError) as exc:  # StoreError is an AgentKDError
         _fail(str(exc))
 
     columns = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -189,11 +191,9 @@ def _run_stage(stage: str, run) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from agentkd.store import StoreError
-
     try:
         summary = run()
-    except (ValueError, StoreError) as exc:  # EmptyDatasetError, StudentNotFound, bad settings
+    except (AgentKDError, ValueError) as exc:  # StoreError, EmptyDatasetError, StudentNotFound, bad settings
         _fail(str(exc))
     table = Table(title=f"{stage} → {summary['student']}")
     table.add_column("")
@@ -349,7 +349,7 @@ def eval_cmd(
     from rich.console import Console
 
     from agentkd.eval.run import evaluate_with_report, parse_configs
-    from agentkd.store import ExperienceStore, StoreError
+    from agentkd.store import ExperienceStore
 
     console = Console(soft_wrap=True)
     try:
@@ -364,7 +364,7 @@ def eval_cmd(
         splits = [s.strip() for s in split.split(",") if s.strip()]
         evaluate_with_report(console, student, chosen, splits, experience, out, env=env, max_tasks=max_tasks,
                              per_type=per_type, max_steps=max_steps, max_new_tokens=max_new_tokens, workers=workers)
-    except (ValueError, StoreError) as exc:
+    except (AgentKDError, ValueError) as exc:  # StoreError is an AgentKDError
         _fail(str(exc))
 
 
@@ -390,7 +390,6 @@ def demo(
     from rich.console import Console
 
     from agentkd.demo import DemoConfig, run_demo
-    from agentkd.store import StoreError
 
     console = Console(soft_wrap=True)
     if rollouts is None:
@@ -401,7 +400,7 @@ def demo(
                         splits=tuple(s.strip() for s in split.split(",") if s.strip()))
     try:
         run_demo(config, console)
-    except (ValueError, StoreError) as exc:
+    except (AgentKDError, ValueError) as exc:  # StoreError is an AgentKDError
         _fail(str(exc))
 
 
@@ -588,7 +587,6 @@ def distill_principles_cmd(
     from rich.console import Console
 
     from agentkd.distill.principles import distill_principles
-    from agentkd.store import StoreError
 
     console = Console(soft_wrap=True)
     experience = _open_store(store)
@@ -604,7 +602,7 @@ def distill_principles_cmd(
             experience, env=env, split=split, policy_kind=policy_kind, model=chat, judge=judge, threshold=threshold,
             per_episode=per_episode, max_episodes=max_episodes, prune_below=prune_below, min_usage=min_usage,
             on_stage=lambda text: console.print(f"[dim]{text}[/]"))
-    except (ValueError, StoreError) as exc:
+    except (AgentKDError, ValueError) as exc:  # StoreError is an AgentKDError
         _fail(str(exc))
     console.print(f"{report.trajectories} trajectories -> {report.candidates} candidate principles ({report.source}): "
                   f"{report.added.summary()}")

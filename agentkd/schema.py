@@ -26,6 +26,8 @@ from typing import Annotated, Any, Literal, Self
 
 from pydantic import AfterValidator, BaseModel, Field, ValidationError, field_validator
 
+from agentkd.errors import AgentKDError
+
 __all__ = [
     "SCHEMA_VERSION",
     "SEARCH_ORDER",
@@ -50,7 +52,7 @@ SCHEMA_VERSION = 1
 _ID_HASH_CHARS = 16
 
 
-class SchemaVersionError(ValueError):
+class SchemaVersionError(AgentKDError, ValueError):
     """A record was written by a newer agentkd than the one reading it."""
 
     def __init__(self, found: int, supported: int = SCHEMA_VERSION) -> None:

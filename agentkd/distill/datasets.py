@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agentkd.envs import is_code
+from agentkd.errors import AgentKDError
 from agentkd.models.chat_template import honours_train_flags
 from agentkd.models.student import PromptFormat
 from agentkd.policies.base import PolicyInput
@@ -49,7 +50,7 @@ __all__ = [
 Messages = list[dict[str, str]]
 
 
-class EmptyDatasetError(ValueError):
+class EmptyDatasetError(AgentKDError, ValueError):
     """The store holds nothing a trainer can use; the message says what is missing and how to get it."""
 
 

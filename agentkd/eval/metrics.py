@@ -43,6 +43,7 @@ from typing import Any, Self
 
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
+from agentkd.errors import AgentKDError
 from agentkd.schema import JSONParams, SchemaVersionError, Trajectory, UTCDateTime, utc_now
 
 __all__ = [
@@ -62,7 +63,7 @@ RESULTS_SCHEMA_VERSION = 1
 RESULTS_FILENAME = "results.json"
 
 
-class ResultsFileError(ValueError):
+class ResultsFileError(AgentKDError, ValueError):
     """A ``results.json`` file is missing, not JSON, or does not match the expected shape."""
 
 

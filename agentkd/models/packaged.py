@@ -25,6 +25,8 @@ from importlib import util
 from pathlib import Path
 from typing import Any
 
+from agentkd.errors import AgentKDError
+
 __all__ = ["CONVERTED_MARKER", "PACKAGED", "PackagedModel", "PackagedModelError", "agentkd_home", "convert_gguf",
            "is_packaged_spec", "materialize"]
 
@@ -33,7 +35,7 @@ CONVERTED_MARKER = "agentkd_converted.json"
 CONVERSION_VERSION = 2
 
 
-class PackagedModelError(ValueError):
+class PackagedModelError(AgentKDError, ValueError):
     """A packaged or GGUF student could not be found, read or converted (the message says what to do)."""
 
 

@@ -28,6 +28,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from agentkd.errors import AgentKDError
+
 __all__ = [
     "CARD_FILE",
     "PromptFormat",
@@ -43,7 +45,7 @@ __all__ = [
 CARD_FILE = "agentkd_student.json"
 
 
-class StudentNotFound(ValueError):
+class StudentNotFound(AgentKDError, ValueError):
     """The student name is neither a saved model directory nor a model available offline."""
 
 

@@ -44,6 +44,7 @@ from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 
+from agentkd.errors import AgentKDError
 from agentkd.schema import SCHEMA_VERSION, Principle, SchemaVersionError, Step, Trajectory
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -83,7 +84,7 @@ _OVERFETCH, _OVERFETCH_MIN = 8, 40  # plain-search candidates per wanted hit bef
 # ---- errors and small records -----------------------------------------------------------------
 
 
-class StoreError(RuntimeError):
+class StoreError(AgentKDError, RuntimeError):
     """The location is not a usable agentkd store (wrong folder, newer schema, other embedder...)."""
 
 
@@ -96,7 +97,7 @@ class StoreUnavailable(StoreError):
         self.spool_file = spool_file
 
 
-class BadRecordError(ValueError):
+class BadRecordError(AgentKDError, ValueError):
     """A line of a JSONL file is not a valid trajectory; names the file and the line number."""
 
     def __init__(self, path: Path, line: int, reason: str) -> None:

@@ -31,6 +31,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from agentkd.errors import AgentKDError
+
 __all__ = [
     "BM25",
     "CorpusFormatError",
@@ -76,7 +78,7 @@ class SearchHit(BaseModel):
     score: float
 
 
-class CorpusFormatError(ValueError):
+class CorpusFormatError(AgentKDError, ValueError):
     """A corpus file or line is not a document; names the file and, for JSONL, the line number."""
 
     def __init__(self, path: Path, line: int | None, reason: str) -> None:
@@ -86,7 +88,7 @@ class CorpusFormatError(ValueError):
         self.line = line
 
 
-class CorpusIndexError(RuntimeError):
+class CorpusIndexError(AgentKDError, RuntimeError):
     """The location is not a usable corpus index (other embedder, foreign folder, bad URL...)."""
 
 

@@ -32,6 +32,8 @@ from keyword import iskeyword
 from pathlib import Path
 from typing import Any
 
+from agentkd.errors import AgentKDError
+
 from ._sandbox_child import ProtocolError, recv_msg, send_msg
 
 __all__ = ["GRACE_S", "ISOLATIONS", "CodeSandbox", "RunResult", "SandboxError", "SandboxIsolationWarning",
@@ -49,7 +51,7 @@ _INSTALL_HINT = "install bubblewrap (apt-get install bubblewrap, dnf install bub
 _PATH = "/usr/local/bin:/usr/bin:/bin"
 
 
-class SandboxError(RuntimeError):
+class SandboxError(AgentKDError, RuntimeError):
     """The caller misused a sandbox (closed, bad option), or a sandbox could not start."""
 
 

@@ -13,6 +13,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+from agentkd.errors import AgentKDError
+
 from .world import Goal, Receptacle, Thing, World
 
 _FLAG_FACTS = {
@@ -34,7 +36,7 @@ _GOAL_STATE = {
 _GOAL_AFFORDANCE = {"isClean": "cleanable", "isHot": "heatable", "isCool": "coolable"}
 
 
-class GameFileError(ValueError):
+class GameFileError(AgentKDError, ValueError):
     """A game file that is malformed or uses a feature the native engine does not support."""
 
     def __init__(self, source: str, problem: str):

@@ -19,6 +19,7 @@ import io
 import re
 from typing import Any, NamedTuple
 
+from agentkd.errors import AgentKDError
 from agentkd.schema import Task
 
 from .answers import NUMBER, number_value
@@ -31,7 +32,7 @@ ACTING_NOTE = (
 )
 
 
-class ExpertError(ValueError):
+class ExpertError(AgentKDError, ValueError):
     """The expert cannot take its next step (for example, the observation lacks the printed result)."""
 
 

@@ -11,12 +11,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from agentkd.errors import AgentKDError
 from agentkd.schema import Task
 
 __all__ = ["QuestionFormatError", "load_hotpot_jsonl"]
 
 
-class QuestionFormatError(ValueError):
+class QuestionFormatError(AgentKDError, ValueError):
     """A question line is not a HotpotQA question; names the file and the line (or array item) number."""
 
     def __init__(self, path: Path, line: int | None, reason: str) -> None:

@@ -13,13 +13,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from agentkd.errors import AgentKDError
+
 from .lifecycle import DEFAULT_THRESHOLD, AddReport, CreditReport, add_principles, credit, prune
 from .mine import MinerConfig, mine_principles
 
 __all__ = ["DistillReport", "NoTrajectoriesError", "distill_principles"]
 
 
-class NoTrajectoriesError(ValueError):
+class NoTrajectoriesError(AgentKDError, ValueError):
     """The store has no trajectories to distil under the given filters."""
 
 

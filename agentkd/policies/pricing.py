@@ -9,6 +9,10 @@ The built-in table holds a few **example** list prices only; they change, so giv
 (a dict, or a JSON file read by :func:`load_prices`) for real accounting::
 
     {"my-teacher": [3.0, 15.0], "gpt-4o": {"input": 2.5, "output": 10.0}}
+
+The cascade's default prices (`DEFAULT_STUDENT_PRICE`, `DEFAULT_TEACHER_PRICE`) and `token_cost`,
+the cost of tokens at one ``(input, output)`` price, live here too (``agentkd.replay.cascade``
+re-exports them).
 """
 
 from __future__ import annotations
@@ -17,7 +21,8 @@ import json
 from collections.abc import Mapping
 from pathlib import Path
 
-__all__ = ["EXAMPLE_PRICES", "Prices", "cost_usd", "load_prices", "price_for"]
+__all__ = ["DEFAULT_STUDENT_PRICE", "DEFAULT_TEACHER_PRICE", "EXAMPLE_PRICES", "Prices", "cost_usd", "load_prices",
+           "price_for", "token_cost"]
 
 Prices = Mapping[str, tuple[float, float]]
 
@@ -31,6 +36,16 @@ EXAMPLE_PRICES: dict[str, tuple[float, float]] = {
     "claude-3-5-haiku": (0.80, 4.00),
     "claude-sonnet-4": (3.00, 15.00),
 }
+
+#: The cascade's and replay's default prices (USD per 1M input, output tokens): assumptions — a hosted
+#: sub-1B model for the student, GPT-4o list prices for the teacher — to be replaced with your own.
+DEFAULT_STUDENT_PRICE = (0.05, 0.10)
+DEFAULT_TEACHER_PRICE = (2.50, 10.00)
+
+
+def token_cost(prompt_tokens: int, completion_tokens: int, price: tuple[float, float]) -> float:
+    """Cost in USD of ``prompt_tokens`` in and ``completion_tokens`` out at ``price`` (USD per 1M input, output)."""
+    return (prompt_tokens * price[0] + completion_tokens * price[1]) / 1e6
 
 
 def _pair(name: str, value: object, source: str) -> tuple[float, float]:

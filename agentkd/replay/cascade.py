@@ -11,7 +11,7 @@ Cost per step: the student's tokens at the student's price, plus, for a deferred
 teacher's. A chat-model teacher reports its own tokens; the expert is priced as a chat teacher
 would be on the same step: the student's prompt plus ``teacher_reply_tokens``. Prices are USD per
 1M (input, output) tokens; the defaults are assumptions — a hosted sub-1B model for the student,
-GPT-4o list prices for the teacher — to be replaced with your own.
+GPT-4o list prices for the teacher — to be replaced with your own (:mod:`agentkd.policies.pricing`).
 """
 
 from __future__ import annotations
@@ -20,18 +20,13 @@ from typing import Any
 
 from agentkd.envs import is_code
 from agentkd.policies.base import Decision, PolicyInput
+from agentkd.policies.pricing import DEFAULT_STUDENT_PRICE, DEFAULT_TEACHER_PRICE, token_cost
 from agentkd.policies.prompt import format_step
 from agentkd.replay.loops import action_key, tried_here
 from agentkd.schema import PolicyInfo
 
+# The prices and token_cost live in agentkd.policies.pricing; re-exported here under their old names.
 __all__ = ["DEFAULT_STUDENT_PRICE", "DEFAULT_TEACHER_PRICE", "CascadePolicy", "token_cost"]
-
-DEFAULT_STUDENT_PRICE = (0.05, 0.10)
-DEFAULT_TEACHER_PRICE = (2.50, 10.00)
-
-
-def token_cost(prompt_tokens: int, completion_tokens: int, price: tuple[float, float]) -> float:
-    return (prompt_tokens * price[0] + completion_tokens * price[1]) / 1e6
 
 
 class CascadePolicy:

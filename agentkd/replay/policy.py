@@ -21,8 +21,8 @@ from agentkd.models.generation import render_chat
 from agentkd.models.packaged import is_packaged_spec, materialize
 from agentkd.models.student import PromptFormat
 from agentkd.policies.base import Decision, PolicyInput
+from agentkd.policies.pricing import DEFAULT_STUDENT_PRICE, token_cost
 from agentkd.policies.prompt import build_messages
-from agentkd.replay.cascade import DEFAULT_STUDENT_PRICE, token_cost
 from agentkd.replay.constrained import build_constraint
 from agentkd.replay.engine import GenerationRequest, ReplayEngine
 from agentkd.replay.loops import tried_here, untried

@@ -411,3 +411,20 @@ def test_chat_policy_cost(generator):
     policy = ChatModelPolicy(LocalChatModel(generator=generator), name="teacher", prices={"teacher": (1.0, 2.0)})
     decision = Decision(action="look", prompt_tokens=1_000_000, completion_tokens=1_000_000)
     assert policy.cost_usd(decision) == pytest.approx(3.0)
+
+
+def test_a_decision_fills_every_step_field_it_shares_with_step():
+    import dataclasses
+
+    from agentkd.schema import Candidate, Step
+
+    decision = Decision(action="go to desk 1", thought="look there", raw_output="raw", valid=False,
+                        candidates=[Candidate(action="go to desk 1", votes=2)], deferred=True, prompt_tokens=3,
+                        completion_tokens=4, latency_s=0.5, error="bad", info={"agreement": 0.5})
+    fields = decision.step_fields()
+    shared = {f.name for f in dataclasses.fields(Decision)} & set(Step.model_fields)
+    assert set(fields) == shared  # a new shared field has to be added to step_fields
+    assert fields["info"] == {"agreement": 0.5, "error": "bad"} and decision.info == {"agreement": 0.5}
+    step = Step(index=0, observation="obs", **fields)
+    assert (step.action, step.valid, step.deferred, step.completion_tokens) == ("go to desk 1", False, True, 4)
+    assert Decision(action="x").step_fields()["info"] == {}

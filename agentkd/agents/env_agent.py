@@ -134,13 +134,13 @@ def env_agent_graph(env: Env, policy: Policy, *, max_steps: int = 50,
         trajectory = state["trajectory"]
         observation, reward, done, info = env.step(d.action)
         admissible = env.admissible_actions()
+        fields = d.step_fields()
+        fields["valid"] = d.valid and bool(info.get("admissible", True))
+        if info.get("won") is not None:
+            fields["info"]["won"] = info["won"]
         trajectory.steps.append(Step(
-            index=len(trajectory.steps), observation=state["observation"], thought=d.thought, action=d.action,
-            raw_output=d.raw_output, valid=d.valid and bool(info.get("admissible", True)), candidates=d.candidates,
-            deferred=d.deferred, next_observation=observation, reward=reward, done=done,
-            admissible_actions=state["admissible"], prompt_tokens=d.prompt_tokens,
-            completion_tokens=d.completion_tokens, latency_s=d.latency_s,
-            info={**d.info, **{k: v for k, v in {"error": d.error, "won": info.get("won")}.items() if v is not None}},
+            index=len(trajectory.steps), observation=state["observation"], next_observation=observation,
+            reward=reward, done=done, admissible_actions=state["admissible"], **fields,
         ))
         if price is not None:
             trajectory.cost_usd += price(d)

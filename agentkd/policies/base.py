@@ -45,6 +45,16 @@ class Decision:
     error: str | None = None  # why the output was invalid, when it was
     info: dict[str, Any] = field(default_factory=dict)  # extra facts for the step record (e.g. vote agreement)
 
+    def step_fields(self) -> dict[str, Any]:
+        """The `Step` fields this decision fills, as keyword arguments; ``error``, when set, goes into ``info``.
+
+        ``info`` is a fresh dict, so the caller may add to it.
+        """
+        info = {**self.info, **({"error": self.error} if self.error is not None else {})}
+        return {"thought": self.thought, "action": self.action, "raw_output": self.raw_output, "valid": self.valid,
+                "candidates": self.candidates, "deferred": self.deferred, "prompt_tokens": self.prompt_tokens,
+                "completion_tokens": self.completion_tokens, "latency_s": self.latency_s, "info": info}
+
 
 @runtime_checkable
 class Policy(Protocol):

@@ -24,28 +24,59 @@ Writes are idempotent by id. Within one :meth:`upsert` the steps are written fir
 trajectory record last: the record is the commit marker, so a run killed in between leaves only
 orphan steps, which the next upsert of the same id overwrites.
 
+The parts live in their own modules: the Chroma client, retries and chunked upserts in
+:mod:`.chroma`, record conversion and filters in :mod:`.records`, the spool in :mod:`.spool`,
+JSONL files and datasets in :mod:`.transfer`, the principle methods in :mod:`.principles`.
+
 Importing this module does not import chromadb, torch or datasets (the retriever uses
 :func:`step_context` without them).
 """
 
 from __future__ import annotations
 
-import os
-import time
-import uuid
 import warnings
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
-from urllib.parse import urlsplit
 
-from pydantic import ValidationError
+from agentkd.schema import SCHEMA_VERSION, Trajectory
 
-from agentkd.errors import AgentKDError
-from agentkd.schema import SCHEMA_VERSION, Principle, SchemaVersionError, Step, Trajectory
+from . import spool as _spool
+from . import transfer as _transfer
+from .chroma import (
+    RetryPolicy,
+    StoreError,
+    StoreUnavailable,
+    chunks,
+    close_client,
+    collection_marks,
+    cosine_collection,
+    embedder_name,
+    is_connection_error,
+    list_collections,
+    make_chroma_client,
+    retry_call,
+    upsert_chunked,
+)
+from .principles import PrincipleStorage
+from .records import (
+    FILTER_KEYS,
+    PRINCIPLE_FILTER_KEYS,
+    PrincipleHit,
+    StepHit,
+    TrajectoryHit,
+    matches_filters,
+    similarity_from_distance,
+    step_context,
+    step_id,
+    step_metadata,
+    steps_of,
+    trajectory_metadata,
+    where_clause,
+)
+from .transfer import BadRecordError
 
 if TYPE_CHECKING:  # pragma: no cover
     import datasets
@@ -61,6 +92,7 @@ __all__ = [
     "StoreError",
     "StoreUnavailable",
     "TrajectoryHit",
+    "embedder_name",
     "make_chroma_client",
     "similarity_from_distance",
     "step_context",
@@ -68,323 +100,14 @@ __all__ = [
 
 T = TypeVar("T")
 
-#: Keyword filters accepted by count/iterate/query_*/stats/export_jsonl/to_dataset.
-FILTER_KEYS = ("env", "split", "task_type", "success", "policy_kind", "policy_name", "evaluation")
-#: Keyword filters accepted by the principle methods (``task_type=""`` selects env-wide principles).
-PRINCIPLE_FILTER_KEYS = ("env", "kind", "task_type", "status", "key")
-
 _META_MARK = "agentkd_store"  # key in the meta collection's metadata that marks an agentkd store
-_THOUGHT_CHARS = 1000  # thoughts are truncated to this in step metadata
-_HISTORY_OBS_CHARS = 200  # each earlier observation in a step context
-_CURRENT_OBS_CHARS = 600  # the current observation in a step context
-_IMPORT_CHUNK = 256  # trajectories per upsert when importing a file or a spool
 _OVERFETCH, _OVERFETCH_MIN = 8, 40  # plain-search candidates per wanted hit before a filtered search
-
-
-# ---- errors and small records -----------------------------------------------------------------
-
-
-class StoreError(AgentKDError, RuntimeError):
-    """The location is not a usable agentkd store (wrong folder, newer schema, other embedder...)."""
-
-
-class StoreUnavailable(StoreError):
-    """The Chroma server could not be reached (after retries)."""
-
-    def __init__(self, message: str, *, url: str | None = None, spool_file: Path | None = None) -> None:
-        super().__init__(message)
-        self.url = url
-        self.spool_file = spool_file
-
-
-class BadRecordError(AgentKDError, ValueError):
-    """A line of a JSONL file is not a valid trajectory; names the file and the line number."""
-
-    def __init__(self, path: Path, line: int, reason: str) -> None:
-        super().__init__(f"{path}:{line}: not a valid trajectory: {reason}")
-        self.path = path
-        self.line = line
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Exponential backoff for Chroma calls: ``tries`` attempts, waiting ``delay_s`` then ×``backoff``."""
-
-    tries: int = 5
-    delay_s: float = 0.2
-    backoff: float = 2.0
-    max_delay_s: float = 5.0
-
-
-@dataclass
-class StepHit:
-    """One step returned by :meth:`ExperienceStore.query_steps` (smaller distance = more similar)."""
-
-    trajectory_id: str
-    index: int
-    action: str
-    thought: str
-    document: str  # the step context that was embedded
-    distance: float
-    metadata: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class TrajectoryHit:
-    """One trajectory returned by :meth:`ExperienceStore.query_trajectories` (goal similarity)."""
-
-    trajectory_id: str
-    distance: float
-    metadata: dict[str, Any]
-    trajectory: Trajectory
-
-
-@dataclass
-class PrincipleHit:
-    """One principle returned by :meth:`ExperienceStore.query_principles`.
-
-    ``similarity`` is the cosine similarity of the query and the principle's text (1 = same
-    direction); Chroma reports cosine *distance*, ``1 - similarity``, which is kept as ``distance``.
-    """
-
-    principle: Principle
-    similarity: float
-    distance: float
-
-
-def similarity_from_distance(distance: float) -> float:
-    """Cosine similarity from a Chroma cosine distance (``distance = 1 - similarity``): larger = more alike."""
-    return 1.0 - float(distance)
-
-
-# ---- step context -----------------------------------------------------------------------------
-
-
-def _truncate(text: str, limit: int) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 3].rstrip() + "..."
-
-
-def step_context(goal: str, history: list[Step], observation: str, max_history: int = 3) -> str:
-    """The text that represents one decision point: what is embedded, stored and retrieved.
-
-    ``history`` are the steps taken so far in the episode (oldest first) and ``observation`` what
-    the agent sees now. The text is the goal, the last ``max_history`` actions each followed by
-    the observation it produced (truncated), and the current observation::
-
-        Goal: put a clean mug in coffeemachine.
-        > go to countertop 1
-        You arrive at countertop 1. On the countertop 1, you see a mug 1.
-        > take mug 1 from countertop 1
-        Observation: You pick up the mug 1 from the countertop 1.
-
-    (the last action's result is the current observation, so it is not repeated). Whitespace is
-    collapsed. The store builds step documents with this function and the in-context
-    distillation retriever builds its queries with it, so both sides embed the same shape.
-    """
-    lines = [f"Goal: {_truncate(goal, _CURRENT_OBS_CHARS)}"]
-    recent = history[-max_history:] if max_history > 0 else []
-    current = " ".join(observation.split())
-    for position, step in enumerate(recent):
-        lines.append(f"> {_truncate(step.action, _HISTORY_OBS_CHARS)}")
-        result = " ".join(step.next_observation.split())
-        if result and not (position == len(recent) - 1 and result == current):
-            lines.append(_truncate(result, _HISTORY_OBS_CHARS))
-    lines.append(f"Observation: {_truncate(current, _CURRENT_OBS_CHARS)}")
-    return "\n".join(lines)
-
-
-# ---- filters and metadata -----------------------------------------------------------------------
-
-
-def _where(filters: dict[str, Any], keys: Sequence[str] = FILTER_KEYS) -> dict[str, Any] | None:
-    unknown = sorted(set(filters) - set(keys))
-    if unknown:
-        raise TypeError(f"unknown filter(s) {', '.join(unknown)}; filters are {', '.join(keys)}")
-    clauses: list[dict[str, Any]] = []
-    for key in keys:
-        value = filters.get(key)
-        if value is None:
-            continue
-        if isinstance(value, (list, tuple, set, frozenset)):
-            values = sorted(value, key=str)
-            clauses.append({key: {"$in": values}} if len(values) != 1 else {key: values[0]})
-        else:
-            clauses.append({key: value})
-    if not clauses:
-        return None
-    return clauses[0] if len(clauses) == 1 else {"$and": clauses}
-
-
-def _matches(metadata: dict[str, Any], filters: dict[str, Any]) -> bool:
-    """Whether a record's metadata passes the filters (the client-side twin of :func:`_where`)."""
-    for key, value in filters.items():
-        if value is None:
-            continue
-        found = metadata.get(key)
-        if isinstance(value, (list, tuple, set, frozenset)):
-            if found not in value:
-                return False
-        elif found != value:
-            return False
-    return True
-
-
-def _trajectory_metadata(traj: Trajectory) -> dict[str, Any]:
-    return {
-        "env": traj.env,
-        "split": traj.split,
-        "task_type": traj.task_type,
-        "task_id": traj.task_id,
-        "success": bool(traj.success),
-        "reward": float(traj.reward),
-        "num_steps": traj.num_steps,
-        "policy_kind": traj.policy.kind,
-        "policy_name": traj.policy.name,
-        "seed": int(traj.seed),
-        "prompt_tokens": int(traj.prompt_tokens),
-        "completion_tokens": int(traj.completion_tokens),
-        "cost_usd": float(traj.cost_usd),
-        "evaluation": bool(traj.metadata.get("evaluation", False)),
-        "started_at": traj.started_at.isoformat(),
-        "schema_version": int(traj.schema_version),
-    }
-
-
-def _step_metadata(traj: Trajectory, step: Step) -> dict[str, Any]:
-    return {
-        "trajectory_id": traj.trajectory_id,
-        "index": step.index,
-        "action": step.action,
-        "thought": step.thought[:_THOUGHT_CHARS],
-        "env": traj.env,
-        "split": traj.split,
-        "task_type": traj.task_type,
-        "success": bool(traj.success),
-        "evaluation": bool(traj.metadata.get("evaluation", False)),
-        "policy_kind": traj.policy.kind,
-        "policy_name": traj.policy.name,
-        "valid": bool(step.valid),
-        "deferred": bool(step.deferred),
-        "reward": float(step.reward),
-        "done": bool(step.done),
-    }
-
-
-def _step_id(trajectory_id: str, index: int) -> str:
-    return f"{trajectory_id}:{index:03d}"
-
-
-def _steps_of(traj: Trajectory) -> Iterator[tuple[Step, str]]:
-    for position, step in enumerate(traj.steps):
-        yield step, step_context(traj.goal, traj.steps[:position], step.observation)
-
-
-def _principle_metadata(principle: Principle) -> dict[str, Any]:
-    return {
-        "kind": principle.kind,
-        "env": principle.env,
-        "task_type": principle.task_type or "",  # "" = every task type of the env
-        "score": float(principle.score),
-        "usage_count": int(principle.usage_count),
-        "success_count": int(principle.success_count),
-        "version": int(principle.version),
-        "status": principle.status,
-        "key": principle.key or "",
-    }
-
-
-def embedder_name(ef: Any) -> str:
-    try:
-        name = ef.name()
-    except Exception:  # noqa: BLE001 - legacy embedding functions may not implement name()
-        name = NotImplemented
-    if not isinstance(name, str):
-        name = f"{type(ef).__module__}.{type(ef).__qualname__}"
-    return name
-
-
-def _is_connection_error(exc: BaseException) -> bool:
-    import httpx
-
-    if isinstance(exc, (httpx.TransportError, ConnectionError, TimeoutError)):
-        return True
-    # chromadb turns a refused connection at client creation into this ValueError
-    return isinstance(exc, ValueError) and "Could not connect to a Chroma server" in str(exc)
-
-
-def _chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
-def _parse_jsonl(path: Path) -> Iterator[tuple[int, Trajectory]]:
-    with path.open("r", encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                yield number, Trajectory.from_json(line)
-            except SchemaVersionError as exc:
-                raise BadRecordError(path, number, str(exc)) from exc
-            except ValidationError as exc:
-                first = exc.errors()[0] if exc.errors() else {"msg": str(exc), "loc": ()}
-                where = ".".join(str(part) for part in first.get("loc", ())) or "record"
-                raise BadRecordError(path, number, f"{where}: {first.get('msg')}") from exc
-
-
-def make_chroma_client(
-    location: str | Path,
-    *,
-    create: bool = True,
-    call: Callable[[Callable[[], Any]], Any] | None = None,
-    kind: str = "agentkd store",
-    error: type[Exception] = StoreError,
-) -> Any:
-    """A Chroma client: ``HttpClient`` for an ``http(s)://host:port`` URL, else ``PersistentClient`` on a folder.
-
-    The folder must be new, empty or already hold a Chroma database (``chroma.sqlite3``), so that a
-    typo never turns an unrelated folder into a store; ``create=False`` refuses a missing one. ``call``
-    wraps the server connection (the store passes its retrying wrapper); ``kind`` and ``error`` name the
-    thing in messages (the corpus index shares this function).
-    """
-    import chromadb
-    from chromadb.config import Settings
-
-    settings = Settings(anonymized_telemetry=False)
-    location_text = str(location)
-    if location_text.startswith(("http://", "https://")):
-        url = location_text.rstrip("/")
-        parts = urlsplit(url)
-        if parts.path not in ("", "/") or not parts.hostname:
-            raise error(f"unsupported Chroma server URL {url!r}; use http(s)://host:port")
-        ssl = parts.scheme == "https"
-        port = parts.port or (443 if ssl else 8000)
-
-        def connect() -> Any:
-            return chromadb.HttpClient(host=parts.hostname, port=port, ssl=ssl, settings=settings)
-
-        return call(connect) if call is not None else connect()
-    path = Path(location_text).expanduser()
-    if path.exists() and not path.is_dir():
-        raise error(f"{path} is a file, not an {kind} folder")
-    has_files = path.is_dir() and any(path.iterdir())
-    if has_files and not (path / "chroma.sqlite3").is_file():
-        raise error(
-            f"{path} is not an {kind}: it has files but no Chroma database (chroma.sqlite3); "
-            "choose an empty or new folder"
-        )
-    if not has_files:
-        if not create:
-            raise error(f"no {kind} at {path}; pass create=True to create one")
-        path.mkdir(parents=True, exist_ok=True)
-    return chromadb.PersistentClient(path=str(path), settings=settings)
 
 
 # ---- the store ----------------------------------------------------------------------------------
 
 
-class ExperienceStore:
+class ExperienceStore(PrincipleStorage):
     """Trajectories, steps and principles in Chroma, embedded (a folder) or on a server (a URL).
 
     Args:
@@ -453,24 +176,14 @@ class ExperienceStore:
         return f"{self.prefix}_{kind}"
 
     def _retry(self, fn: Callable[[], T]) -> T:
-        policy = self.retry_policy
-        delay = policy.delay_s
-        for attempt in range(1, max(1, policy.tries) + 1):
-            try:
-                return fn()
-            except Exception as exc:
-                if attempt >= policy.tries or not _is_connection_error(exc):
-                    raise
-                time.sleep(delay)
-                delay = min(delay * policy.backoff, policy.max_delay_s)
-        raise AssertionError("unreachable")  # pragma: no cover
+        return retry_call(fn, self.retry_policy)
 
     def _call(self, fn: Callable[[], T]) -> T:
         """Run a Chroma call with retries; an unreachable server becomes StoreUnavailable."""
         try:
             return self._retry(fn)
         except Exception as exc:
-            if self.is_server and _is_connection_error(exc):
+            if self.is_server and is_connection_error(exc):
                 raise self._unavailable(exc) from exc
             raise
 
@@ -497,7 +210,7 @@ class ExperienceStore:
         try:
             self._open_collections(client)
         except BaseException:
-            self._close_client(client)
+            close_client(client)
             raise
         self._client = client
         if self._auto_import_spool:
@@ -507,11 +220,11 @@ class ExperienceStore:
                 warnings.warn(f"could not import the spool {self.spool_file}: {exc}; it is kept", stacklevel=3)
 
     def _open_collections(self, client: Any) -> None:
-        listed = {getattr(c, "name", str(c)): c for c in self._call(client.list_collections)}
+        listed = list_collections(client, self._call)
         names = set(listed)
         meta_name = self._name("meta")
         if meta_name in names:
-            meta = dict(self._call(lambda: client.get_collection(meta_name, embedding_function=None)).metadata or {})
+            meta = collection_marks(client, meta_name, self._call)
             if not meta.get(_META_MARK):
                 raise StoreError(f"{self.location} is not an agentkd store (no meta): {meta_name} is not ours")
             found = int(meta.get("schema_version", 0))
@@ -548,27 +261,13 @@ class ExperienceStore:
         self.meta = meta
         ef = self.embedding_function
         for kind in ("trajectories", "steps", "principles"):
-            name = self._name(kind)
-            self._collections[kind] = self._call(
-                lambda name=name: client.get_or_create_collection(
-                    name, configuration={"hnsw": {"space": "cosine"}}, embedding_function=ef
-                )
-            )
+            self._collections[kind] = cosine_collection(client, self._name(kind), ef, call=self._call)
         self._max_batch = max(1, int(self._call(client.get_max_batch_size)))
-
-    @staticmethod
-    def _close_client(client: Any) -> None:
-        close = getattr(client, "close", None)
-        if close is not None:
-            try:
-                close()
-            except Exception:  # noqa: BLE001 - closing is best effort
-                pass
 
     def close(self) -> None:
         """Release the Chroma client (the files of an embedded store can then be moved or deleted)."""
         if self._client is not None:
-            self._close_client(self._client)
+            close_client(self._client)
         self._client = None
         self._collections = {}
 
@@ -616,7 +315,7 @@ class ExperienceStore:
         documents = {traj.trajectory_id: traj.to_json() for traj in batch}
         ids = list(documents)
         stored: dict[str, str] = {}
-        for chunk in _chunks(ids, self._max_batch):
+        for chunk in chunks(ids, self._max_batch):
             got = self._call(lambda chunk=chunk: trajectories.get(ids=list(chunk), include=["documents"]))
             stored.update(zip(got["ids"], got["documents"], strict=True))
         todo = [traj for traj in batch if stored.get(traj.trajectory_id) != documents[traj.trajectory_id]]
@@ -624,42 +323,41 @@ class ExperienceStore:
             return
         # Steps left from an earlier, longer version of a trajectory (or a killed run) go first.
         todo_ids = [traj.trajectory_id for traj in todo]
-        new_step_ids = {_step_id(traj.trajectory_id, step.index) for traj in todo for step in traj.steps}
+        new_step_ids = {step_id(traj.trajectory_id, step.index) for traj in todo for step in traj.steps}
         stale: list[str] = []
-        for chunk in _chunks(todo_ids, 500):
-            got = self._call(
-                lambda chunk=chunk: steps.get(where={"trajectory_id": {"$in": list(chunk)}}, include=[])
-            )
-            stale.extend(step_id for step_id in got["ids"] if step_id not in new_step_ids)
-        for chunk in _chunks(stale, self._max_batch):
+        for chunk in chunks(todo_ids, 500):
+            got = self._call(lambda chunk=chunk: steps.get(where={"trajectory_id": {"$in": list(chunk)}}, include=[]))
+            stale.extend(record_id for record_id in got["ids"] if record_id not in new_step_ids)
+        for chunk in chunks(stale, self._max_batch):
             self._call(lambda chunk=chunk: steps.delete(ids=list(chunk)))
 
         step_ids, step_docs, step_meta = [], [], []
         for traj in todo:
-            for step, context in _steps_of(traj):
-                step_ids.append(_step_id(traj.trajectory_id, step.index))
+            for step, context in steps_of(traj):
+                step_ids.append(step_id(traj.trajectory_id, step.index))
                 step_docs.append(context)
-                step_meta.append(_step_metadata(traj, step))
+                step_meta.append(step_metadata(traj, step))
         step_vectors = self._embed(step_docs)
         goal_vectors = self._embed([traj.goal for traj in todo])
-        for start in range(0, len(step_ids), self._max_batch):
-            end = start + self._max_batch
-            self._call(
-                lambda s=start, e=end: steps.upsert(
-                    ids=step_ids[s:e], embeddings=step_vectors[s:e], documents=step_docs[s:e], metadatas=step_meta[s:e]
-                )
-            )
+        upsert_chunked(
+            steps,
+            ids=step_ids,
+            embeddings=step_vectors,
+            documents=step_docs,
+            metadatas=step_meta,
+            max_batch=self._max_batch,
+            call=self._call,
+        )
         # The trajectory record last: its presence means all its steps are in.
-        for start in range(0, len(todo), self._max_batch):
-            part = todo[start : start + self._max_batch]
-            self._call(
-                lambda part=part, s=start: trajectories.upsert(
-                    ids=[traj.trajectory_id for traj in part],
-                    embeddings=goal_vectors[s : s + len(part)],
-                    documents=[documents[traj.trajectory_id] for traj in part],
-                    metadatas=[_trajectory_metadata(traj) for traj in part],
-                )
-            )
+        upsert_chunked(
+            trajectories,
+            ids=[traj.trajectory_id for traj in todo],
+            embeddings=goal_vectors,
+            documents=[documents[traj.trajectory_id] for traj in todo],
+            metadatas=[trajectory_metadata(traj) for traj in todo],
+            max_batch=self._max_batch,
+            call=self._call,
+        )
 
     def delete(self, trajectory_ids: str | Iterable[str]) -> None:
         """Remove trajectories and their steps (ids that are not there are ignored)."""
@@ -667,15 +365,14 @@ class ExperienceStore:
         if not ids:
             return
         trajectories, steps = self._col("trajectories"), self._col("steps")
-        for chunk in _chunks(ids, 500):
+        for chunk in chunks(ids, 500):
             self._call(lambda chunk=chunk: trajectories.delete(ids=list(chunk)))
             self._call(lambda chunk=chunk: steps.delete(where={"trajectory_id": {"$in": list(chunk)}}))
 
     # ---- spool ------------------------------------------------------------------------------------
 
     def _spool(self, batch: list[Trajectory]) -> None:
-        self.spool_dir.mkdir(parents=True, exist_ok=True)
-        _append_bytes(self.spool_file, "".join(traj.to_json() + "\n" for traj in batch).encode("utf-8"))
+        _spool.spool(self.spool_file, batch)
 
     def import_spool(self) -> int:
         """Upsert the trajectories spooled during an outage; returns how many were imported.
@@ -684,46 +381,7 @@ class ExperienceStore:
         removed only after every trajectory in it was written. Lines that do not parse (a write cut
         short by a crash) are moved to ``{prefix}.jsonl.rejected`` with a warning.
         """
-        if not self.spool_dir.is_dir():
-            return 0
-        claims = [path for path in self.spool_dir.glob(f"{self.prefix}.jsonl.importing-*") if _claim_is_stale(path)]
-        if self.spool_file.exists():
-            claim = self.spool_file.with_name(f"{self.spool_file.name}.importing-{os.getpid()}-{uuid.uuid4().hex[:8]}")
-            try:
-                os.replace(self.spool_file, claim)
-                claims.append(claim)
-            except FileNotFoundError:  # another process claimed it first
-                pass
-        imported = 0
-        for claim in claims:
-            try:
-                imported += self._import_claim(claim)
-            except BaseException:
-                _append_file(claim, self.spool_file)  # give the lines back for the next try
-                claim.unlink(missing_ok=True)
-                raise
-            claim.unlink(missing_ok=True)
-        return imported
-
-    def _import_claim(self, claim: Path) -> int:
-        good: list[Trajectory] = []
-        rejected: list[str] = []
-        with claim.open("r", encoding="utf-8", errors="replace") as handle:
-            for line in handle:
-                if not line.strip():
-                    continue
-                try:
-                    good.append(Trajectory.from_json(line))
-                except (ValidationError, ValueError):
-                    rejected.append(line if line.endswith("\n") else line + "\n")
-        if rejected:
-            rejected_file = self.spool_file.with_name(f"{self.spool_file.name}.rejected")
-            with rejected_file.open("a", encoding="utf-8") as handle:
-                handle.writelines(rejected)
-            warnings.warn(f"{len(rejected)} unreadable spool line(s) moved to {rejected_file}", stacklevel=3)
-        for chunk in _chunks(good, _IMPORT_CHUNK):
-            self._write(list({traj.trajectory_id: traj for traj in chunk}.values()))
-        return len(good)
+        return _spool.import_spool(self.spool_file, self._write)
 
     # ---- reading --------------------------------------------------------------------------------
 
@@ -738,7 +396,7 @@ class ExperienceStore:
         wanted = [ids] if isinstance(ids, str) else list(dict.fromkeys(ids))
         col = self._col("trajectories")
         found: set[str] = set()
-        for chunk in _chunks(wanted, self._max_batch):
+        for chunk in chunks(wanted, self._max_batch):
             found.update(self._call(lambda chunk=chunk: col.get(ids=list(chunk), include=[]))["ids"])
         return found
 
@@ -757,7 +415,7 @@ class ExperienceStore:
             offset += len(got["ids"])
 
     def _count(self, kind: str, filters: dict[str, Any]) -> int:
-        where = _where(filters)
+        where = where_clause(filters)
         if where is None:
             return int(self._call(self._col(kind).count))
         return sum(len(page["ids"]) for page in self._page(kind, [], 5000, where))
@@ -772,7 +430,7 @@ class ExperienceStore:
 
     def iterate(self, batch_size: int = 500, **filters: Any) -> Iterator[Trajectory]:
         """Every trajectory matching the filters, fetched ``batch_size`` at a time."""
-        for page in self._page("trajectories", ["documents"], batch_size, _where(filters)):
+        for page in self._page("trajectories", ["documents"], batch_size, where_clause(filters)):
             for document in page["documents"]:
                 yield Trajectory.from_json(document)
 
@@ -830,7 +488,7 @@ class ExperienceStore:
         pass go to Chroma's filtered search. Both give the first ``k`` matching records in
         distance order: the filtered top-k is the prefix of the global ranking that passes.
         """
-        where = _where(filters, keys)
+        where = where_clause(filters, keys)
         col = self._col(kind)
 
         def search(query_vectors: list[Any], n: int, where: dict[str, Any] | None) -> list[list[tuple]]:
@@ -858,7 +516,7 @@ class ExperienceStore:
         results = []
         again: list[int] = []
         for position, rows in enumerate(search(vectors, fetch, None)):
-            kept = [row for row in rows if _matches(row[2], filters)][:k]
+            kept = [row for row in rows if matches_filters(row[2], filters)][:k]
             if len(kept) < k and len(rows) >= fetch:  # more matches may lie beyond the candidates
                 again.append(position)
             results.append(kept)
@@ -877,7 +535,7 @@ class ExperienceStore:
         counters: dict[str, Counter[str]] = {key: Counter() for key in ("env", "split", "task_type", "policy")}
         success: Counter[str] = Counter({"true": 0, "false": 0})
         total = steps = 0
-        for page in self._page("trajectories", ["metadatas"], 5000, _where(filters)):
+        for page in self._page("trajectories", ["metadatas"], 5000, where_clause(filters)):
             for metadata in page["metadatas"]:
                 total += 1
                 steps += int(metadata.get("num_steps", 0))
@@ -899,19 +557,7 @@ class ExperienceStore:
 
     def export_jsonl(self, path: str | Path, **filters: Any) -> int:
         """Write the (filtered) trajectories to ``path``, one JSON per line; returns the count."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        written = 0
-        try:
-            with tmp.open("w", encoding="utf-8") as handle:
-                for traj in self.iterate(**filters):
-                    handle.write(traj.to_json() + "\n")
-                    written += 1
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
-        return written
+        return _transfer.export_jsonl(path, self.iterate(**filters))
 
     def import_jsonl(self, path: str | Path) -> int:
         """Upsert every trajectory of a JSONL file; returns the count.
@@ -919,19 +565,7 @@ class ExperienceStore:
         The whole file is validated first, so a bad line (:class:`BadRecordError` naming
         ``file:line``) imports nothing. Blank lines are skipped.
         """
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"no such JSONL file: {path}")
-        total = sum(1 for _ in _parse_jsonl(path))
-        chunk: list[Trajectory] = []
-        for _, traj in _parse_jsonl(path):
-            chunk.append(traj)
-            if len(chunk) >= _IMPORT_CHUNK:
-                self.upsert(chunk)
-                chunk = []
-        if chunk:
-            self.upsert(chunk)
-        return total
+        return _transfer.import_jsonl(path, self.upsert)
 
     def to_dataset(self, **filters: Any) -> datasets.Dataset:
         """The (filtered) trajectories as a Hugging Face ``datasets.Dataset``, one row per trajectory.
@@ -944,171 +578,4 @@ class ExperienceStore:
         (the fields training needs, with a fixed Arrow type); and ``trajectory``, the full JSON,
         so ``Trajectory.from_json(row["trajectory"])`` recovers everything (candidates, info...).
         """
-        import datasets
-
-        step_features = {
-            "index": datasets.Value("int64"),
-            "observation": datasets.Value("string"),
-            "thought": datasets.Value("string"),
-            "action": datasets.Value("string"),
-            "next_observation": datasets.Value("string"),
-            "reward": datasets.Value("float64"),
-            "done": datasets.Value("bool"),
-            "valid": datasets.Value("bool"),
-            "deferred": datasets.Value("bool"),
-        }
-        features = datasets.Features(
-            {
-                "trajectory_id": datasets.Value("string"),
-                "goal": datasets.Value("string"),
-                "env": datasets.Value("string"),
-                "split": datasets.Value("string"),
-                "task_type": datasets.Value("string"),
-                "task_id": datasets.Value("string"),
-                "success": datasets.Value("bool"),
-                "reward": datasets.Value("float64"),
-                "num_steps": datasets.Value("int64"),
-                "policy_kind": datasets.Value("string"),
-                "policy_name": datasets.Value("string"),
-                "seed": datasets.Value("int64"),
-                "prompt_tokens": datasets.Value("int64"),
-                "completion_tokens": datasets.Value("int64"),
-                "cost_usd": datasets.Value("float64"),
-                "evaluation": datasets.Value("bool"),
-                "schema_version": datasets.Value("int64"),
-                "steps": datasets.List(step_features),
-                "trajectory": datasets.Value("string"),
-            }
-        )
-        rows = []
-        for traj in self.iterate(**filters):
-            metadata = _trajectory_metadata(traj)
-            metadata.pop("started_at")
-            rows.append(
-                {
-                    "trajectory_id": traj.trajectory_id,
-                    "goal": traj.goal,
-                    **metadata,
-                    "steps": [{key: getattr(step, key) for key in step_features} for step in traj.steps],
-                    "trajectory": traj.to_json(),
-                }
-            )
-        if not rows:
-            return datasets.Dataset.from_dict({name: [] for name in features}, features=features)
-        return datasets.Dataset.from_list(rows, features=features)
-
-    # ---- principles ------------------------------------------------------------------------------
-
-    def upsert_principles(self, principles: Principle | Iterable[Principle]) -> int:
-        """Write principles (idempotent by ``principle_id``; embedding = the principle's text)."""
-        batch = [principles] if isinstance(principles, Principle) else list(principles)
-        by_id = {principle.principle_id: principle for principle in batch}
-        if not by_id:
-            return 0
-        col = self._col("principles")
-        items = list(by_id.values())
-        vectors = self._embed([principle.text for principle in items])
-        for start in range(0, len(items), self._max_batch):
-            part = items[start : start + self._max_batch]
-            self._call(
-                lambda part=part, s=start: col.upsert(
-                    ids=[principle.principle_id for principle in part],
-                    embeddings=vectors[s : s + len(part)],
-                    documents=[principle.to_json() for principle in part],
-                    metadatas=[_principle_metadata(principle) for principle in part],
-                )
-            )
-        return len(items)
-
-    def get_principle(self, principle_id: str) -> Principle | None:
-        """The stored principle, or None."""
-        return self.get_principles([principle_id]).get(principle_id)
-
-    def get_principles(self, principle_ids: Iterable[str]) -> dict[str, Principle]:
-        """The stored principles among these ids, by id (missing ids are left out)."""
-        wanted = list(dict.fromkeys(principle_ids))
-        col = self._col("principles")
-        found: dict[str, Principle] = {}
-        for chunk in _chunks(wanted, self._max_batch):
-            got = self._call(lambda chunk=chunk: col.get(ids=list(chunk), include=["documents"]))
-            found.update((i, Principle.from_json(doc)) for i, doc in zip(got["ids"], got["documents"], strict=True))
-        return found
-
-    def iterate_principles(self, batch_size: int = 500, **filters: Any) -> Iterator[Principle]:
-        """Every principle matching the filters (:data:`PRINCIPLE_FILTER_KEYS`; e.g. ``status="active"``)."""
-        for page in self._page("principles", ["documents"], batch_size, _where(filters, PRINCIPLE_FILTER_KEYS)):
-            for document in page["documents"]:
-                yield Principle.from_json(document)
-
-    def count_principles(self, **filters: Any) -> int:
-        """Number of principles matching the filters."""
-        where = _where(filters, PRINCIPLE_FILTER_KEYS)
-        if where is None:
-            return int(self._call(self._col("principles").count))
-        return sum(len(page["ids"]) for page in self._page("principles", [], 5000, where))
-
-    def query_principles(self, text: str, k: int = 5, **filters: Any) -> list[PrincipleHit]:
-        """The ``k`` principles whose text is most similar to ``text``, most similar first."""
-        return self.query_principles_many([text], k, **filters)[0]
-
-    def query_principles_many(self, texts: Sequence[str], k: int = 5, **filters: Any) -> list[list[PrincipleHit]]:
-        """:meth:`query_principles` for many texts at once (one embedding call, one Chroma query).
-
-        A list value matches any of its items: ``task_type=["heat", ""]`` gives the principles of
-        that task type and the env-wide ones.
-        """
-        texts = list(texts)
-        if not texts:
-            return []
-        rows = self._nearest("principles", self._embed(texts), k, filters, PRINCIPLE_FILTER_KEYS)
-        return [
-            [
-                PrincipleHit(Principle.from_json(document), similarity_from_distance(distance), distance)
-                for _, document, _, distance in found
-            ]
-            for found in rows
-        ]
-
-    def delete_principles(self, principle_ids: str | Iterable[str]) -> None:
-        """Remove principles for good (ids that are not there are ignored); pruning keeps them instead."""
-        ids = [principle_ids] if isinstance(principle_ids, str) else list(principle_ids)
-        col = self._col("principles")
-        for chunk in _chunks(ids, self._max_batch):
-            self._call(lambda chunk=chunk: col.delete(ids=list(chunk)))
-
-
-# ---- spool helpers ------------------------------------------------------------------------------
-
-
-def _claim_is_stale(path: Path) -> bool:
-    """A claimed spool file whose importing process is gone (killed mid-import)."""
-    try:
-        pid = int(path.name.rsplit(".importing-", 1)[1].split("-", 1)[0])
-    except (IndexError, ValueError):
-        return False
-    if pid == os.getpid():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
-
-
-def _append_bytes(target: Path, data: bytes) -> None:
-    """Append with O_APPEND and fsync: concurrent recorders do not interleave their lines."""
-    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _append_file(source: Path, target: Path) -> None:
-    if source.exists():
-        _append_bytes(target, source.read_bytes())
+        return _transfer.to_dataset(self.iterate(**filters))

@@ -1,0 +1,142 @@
+"""Trajectories in and out of a store: JSONL files and Hugging Face datasets.
+
+The functions take what they read or write with (an iterable of trajectories, an upsert callable),
+so any store can use them; :class:`~agentkd.store.ExperienceStore` exposes them as
+``export_jsonl``, ``import_jsonl`` and ``to_dataset``.
+
+Importing this module does not import chromadb or datasets.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pydantic import ValidationError
+
+from agentkd.errors import AgentKDError
+from agentkd.schema import SchemaVersionError, Trajectory
+
+from .records import IMPORT_CHUNK, trajectory_metadata
+
+if TYPE_CHECKING:  # pragma: no cover
+    import datasets
+
+__all__ = ["BadRecordError", "export_jsonl", "import_jsonl", "parse_jsonl", "to_dataset"]
+
+
+class BadRecordError(AgentKDError, ValueError):
+    """A line of a JSONL file is not a valid trajectory; names the file and the line number."""
+
+    def __init__(self, path: Path, line: int, reason: str) -> None:
+        super().__init__(f"{path}:{line}: not a valid trajectory: {reason}")
+        self.path = path
+        self.line = line
+
+
+def parse_jsonl(path: Path) -> Iterator[tuple[int, Trajectory]]:
+    """``(line number, trajectory)`` for each non-blank line; a bad line raises :class:`BadRecordError`."""
+    with path.open("r", encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                yield number, Trajectory.from_json(line)
+            except SchemaVersionError as exc:
+                raise BadRecordError(path, number, str(exc)) from exc
+            except ValidationError as exc:
+                first = exc.errors()[0] if exc.errors() else {"msg": str(exc), "loc": ()}
+                where = ".".join(str(part) for part in first.get("loc", ())) or "record"
+                raise BadRecordError(path, number, f"{where}: {first.get('msg')}") from exc
+
+
+def export_jsonl(path: str | Path, trajectories: Iterable[Trajectory]) -> int:
+    """Write trajectories to ``path`` atomically, one JSON per line; returns the count."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    written = 0
+    try:
+        with tmp.open("w", encoding="utf-8") as handle:
+            for traj in trajectories:
+                handle.write(traj.to_json() + "\n")
+                written += 1
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return written
+
+
+def import_jsonl(path: str | Path, upsert: Callable[[list[Trajectory]], Any]) -> int:
+    """Validate a whole JSONL file, then ``upsert`` its trajectories in chunks; returns the count."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no such JSONL file: {path}")
+    total = sum(1 for _ in parse_jsonl(path))
+    chunk: list[Trajectory] = []
+    for _, traj in parse_jsonl(path):
+        chunk.append(traj)
+        if len(chunk) >= IMPORT_CHUNK:
+            upsert(chunk)
+            chunk = []
+    if chunk:
+        upsert(chunk)
+    return total
+
+
+def to_dataset(trajectories: Iterable[Trajectory]) -> datasets.Dataset:
+    """Trajectories as a Hugging Face ``datasets.Dataset`` (columns: see ``ExperienceStore.to_dataset``)."""
+    import datasets
+
+    step_features = {
+        "index": datasets.Value("int64"),
+        "observation": datasets.Value("string"),
+        "thought": datasets.Value("string"),
+        "action": datasets.Value("string"),
+        "next_observation": datasets.Value("string"),
+        "reward": datasets.Value("float64"),
+        "done": datasets.Value("bool"),
+        "valid": datasets.Value("bool"),
+        "deferred": datasets.Value("bool"),
+    }
+    features = datasets.Features(
+        {
+            "trajectory_id": datasets.Value("string"),
+            "goal": datasets.Value("string"),
+            "env": datasets.Value("string"),
+            "split": datasets.Value("string"),
+            "task_type": datasets.Value("string"),
+            "task_id": datasets.Value("string"),
+            "success": datasets.Value("bool"),
+            "reward": datasets.Value("float64"),
+            "num_steps": datasets.Value("int64"),
+            "policy_kind": datasets.Value("string"),
+            "policy_name": datasets.Value("string"),
+            "seed": datasets.Value("int64"),
+            "prompt_tokens": datasets.Value("int64"),
+            "completion_tokens": datasets.Value("int64"),
+            "cost_usd": datasets.Value("float64"),
+            "evaluation": datasets.Value("bool"),
+            "schema_version": datasets.Value("int64"),
+            "steps": datasets.List(step_features),
+            "trajectory": datasets.Value("string"),
+        }
+    )
+    rows = []
+    for traj in trajectories:
+        metadata = trajectory_metadata(traj)
+        metadata.pop("started_at")
+        rows.append(
+            {
+                "trajectory_id": traj.trajectory_id,
+                "goal": traj.goal,
+                **metadata,
+                "steps": [{key: getattr(step, key) for key in step_features} for step in traj.steps],
+                "trajectory": traj.to_json(),
+            }
+        )
+    if not rows:
+        return datasets.Dataset.from_dict({name: [] for name in features}, features=features)
+    return datasets.Dataset.from_list(rows, features=features)

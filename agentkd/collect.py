@@ -20,6 +20,7 @@ from agentkd.agents.env_agent import BatchingPolicy, build_env_agent, run_episod
 from agentkd.envs import load_tasks, make_env
 from agentkd.policies.base import Policy
 from agentkd.schema import Task, Trajectory, trajectory_id
+from agentkd.store.protocol import TrajectoryStore
 
 
 @dataclass
@@ -82,7 +83,8 @@ class _Writer:
     are pending: a crash then loses at most that many finished episodes (the next run replays them).
     """
 
-    def __init__(self, store, flush_every: int, on_stored: Callable[[int], None], backlog_batches: int = 4):
+    def __init__(self, store: TrajectoryStore, flush_every: int, on_stored: Callable[[int], None],
+                 backlog_batches: int = 4):
         self.store = store
         self.flush_every = flush_every
         self.backlog = flush_every * backlog_batches
@@ -112,8 +114,8 @@ class _Writer:
         await self._drain(full_batches_only=False)
 
 
-async def collect_async(policy: Policy, env_name: str, plan: list[tuple[Task, int]], store, *, workers: int = 8,
-                        max_steps: int = 50, flush_every: int = 32,
+async def collect_async(policy: Policy, env_name: str, plan: list[tuple[Task, int]], store: TrajectoryStore, *,
+                        workers: int = 8, max_steps: int = 50, flush_every: int = 32,
                         on_episode: Callable[[Trajectory], None] | None = None,
                         on_stored: Callable[[int], None] | None = None) -> CollectSummary:
     """Play the planned episodes that the store does not have yet; returns what happened."""
@@ -152,7 +154,8 @@ async def collect_async(policy: Policy, env_name: str, plan: list[tuple[Task, in
     return summary
 
 
-def collect(policy: Policy, env_name: str, split: str, episodes: int, store, **kwargs) -> CollectSummary:
+def collect(policy: Policy, env_name: str, split: str, episodes: int, store: TrajectoryStore,
+            **kwargs) -> CollectSummary:
     """Synchronous entry point: `episodes` episodes of `split` with `policy` into `store`."""
     plan = plan_episodes(load_tasks(env_name, split), episodes)
     return asyncio.run(collect_async(policy, env_name, plan, store, **kwargs))

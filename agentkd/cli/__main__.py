@@ -1,0 +1,5 @@
+"""`python -m agentkd.cli`: the same as the `agentkd` command."""
+
+from agentkd.cli import main
+
+main()

@@ -3,7 +3,6 @@ README promises: expert episodes per environment, noisy-expert recoveries and st
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import pytest
@@ -16,18 +15,6 @@ FILES = ("household.jsonl", "qa.jsonl", "math.jsonl", "household-student.jsonl")
 BUDGET_BYTES = 5_000_000
 
 
-class HashEmbedder:
-    """A few-dimension hash embedding: importing needs vectors, not good ones (MiniLM would take minutes)."""
-
-    def __call__(self, input):  # noqa: A002 - Chroma's protocol names it so
-        texts = [input] if isinstance(input, str) else list(input)
-        return [[b / 255.0 for b in hashlib.blake2b(t.encode(), digest_size=8).digest()] for t in texts]
-
-    @staticmethod
-    def name() -> str:
-        return "test-hash-embedder"
-
-
 def test_sample_files_are_there_and_small():
     sizes = {name: (SAMPLE / name).stat().st_size for name in FILES}
     assert all(sizes.values()), sizes
@@ -35,18 +22,17 @@ def test_sample_files_are_there_and_small():
     assert (SAMPLE.parent / "README.md").is_file()
 
 
-@pytest.mark.filterwarnings("ignore:legacy embedding function")
 def test_store_import_loads_the_sample(tmp_path, monkeypatch):
-    from agentkd.store import ExperienceStore, embedder
+    """The command a newcomer runs, with the store's real (packaged MiniLM) embedder: about a minute."""
+    from agentkd.store import ExperienceStore
 
-    monkeypatch.setattr(embedder, "default_embedding_function", HashEmbedder)
     monkeypatch.chdir(tmp_path)  # no trajectories/spool of the checkout gets imported
     location = tmp_path / "store"
     result = CliRunner().invoke(app, ["store", "import", *(str(SAMPLE / f) for f in FILES), "--store", str(location)])
     assert result.exit_code == 0, result.output
     assert "holds 104 trajectories" in result.output
 
-    store = ExperienceStore(location, create=False, embedding_function=HashEmbedder(), spool_dir=tmp_path / "spool")
+    store = ExperienceStore(location, create=False, spool_dir=tmp_path / "spool")
     stats = store.stats()
     assert stats["env"] == {"household": 56, "math": 24, "qa": 24}
     assert store.count(env="qa", policy_kind="expert", success=True) == 24

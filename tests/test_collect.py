@@ -9,10 +9,11 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from agentkd.cli import app
-from agentkd.collect import collect, plan_episodes
+from agentkd.collect import CollectionAborted, collect, parse_shard, plan_episodes
 from agentkd.policies.expert import ExpertPolicy
 from agentkd.store import ExperienceStore
 from environments.household import load_split
@@ -100,3 +101,114 @@ def test_unknown_teacher_model_offline_is_a_clear_error(tmp_path):
     result = CliRunner().invoke(app, ["collect", "--teacher", "no-such-org/no-such-model", "--episodes", "1",
                                       "--store", str(tmp_path / "store")])
     assert result.exit_code == 2 and "no-such-org/no-such-model" in result.output
+
+
+# ---- scaling out: shards, failures, one writer per folder, any chat model --------------------------------
+
+
+def test_shards_are_disjoint_and_together_are_the_plan():
+    tasks = load_split("valid_seen")
+    whole = plan_episodes(tasks, 50)
+    shards = [plan_episodes(tasks, 50, (k, 3)) for k in range(3)]
+    assert sorted(sum(shards, []), key=whole.index) == whole
+    assert sum(len(shard) for shard in shards) == 50 and shards[1][0] == whole[1]
+    assert parse_shard("2/4") == (2, 4)
+    for bad in ("4/4", "1", "a/b", "-1/2"):
+        with pytest.raises(ValueError, match="--shard"):
+            parse_shard(bad)
+
+
+def test_two_shard_processes_fill_one_chroma_server_exactly(tmp_path):
+    from test_store import _start_server, _stop_server  # the store tests' `chroma run` helpers
+
+    process, url = _start_server(tmp_path / "data", tmp_path / "server.log")
+    try:
+        cmd = [sys.executable, "-m", "agentkd.cli", "collect", "--split", "valid_seen", "--episodes", "30",
+               "--store", url, "--workers", "4"]
+        shards = [subprocess.Popen([*cmd, "--shard", f"{k}/2"], cwd=ROOT, stdout=subprocess.PIPE,
+                                   stderr=subprocess.STDOUT, text=True) for k in range(2)]
+        outputs = [shard.communicate(timeout=300)[0] for shard in shards]
+        assert [shard.returncode for shard in shards] == [0, 0], outputs
+        assert all("15 episodes played" in out for out in outputs), outputs
+        store = ExperienceStore(url, create=False)
+        ids = [t.trajectory_id for t in store.iterate()]
+        assert len(ids) == len(set(ids)) == 30
+        store.close()
+    finally:
+        _stop_server(process)
+
+
+def test_a_second_process_writing_the_same_store_folder_is_refused(tmp_path):
+    store_path = tmp_path / "store"
+    store = ExperienceStore(store_path)
+    collect(ExpertPolicy(), "household", "valid_seen", 2, store)  # this process now writes the folder
+    again = ExperienceStore(store_path)  # a second store of the same process shares the claim
+    assert collect(ExpertPolicy(), "household", "valid_seen", 3, again).played == 1
+    cmd = [sys.executable, "-m", "agentkd.cli", "collect", "--split", "valid_seen", "--episodes", "4",
+           "--store", str(store_path)]
+    refused = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    assert f"being written by pid {os.getpid()}" in " ".join(refused.stderr.split())
+    store.close(), again.close()
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert ExperienceStore(store_path, create=False).count() == 4
+
+
+class _FailingTeacher:
+    """The real expert, except that its calls for some tasks raise (a teacher API that fails now and then)."""
+
+    def __init__(self, failing: set[str], error: Exception):
+        self.expert, self.failing, self.error = ExpertPolicy(), failing, error
+        self.info = self.expert.info
+
+    def act(self, inputs):
+        if any(inp.task.task_id in self.failing for inp in inputs):
+            raise self.error
+        return self.expert.act(inputs)
+
+
+def test_a_failed_episode_is_recorded_and_the_run_goes_on(tmp_path):
+    tasks = load_split("valid_seen")
+    failing = {tasks[1].task_id, tasks[4].task_id}
+    store = ExperienceStore(tmp_path / "store")
+    teacher = _FailingTeacher(failing, TimeoutError("the teacher did not answer"))
+    summary = collect(teacher, "household", "valid_seen", 8, store, workers=1, max_failures=2)
+    assert summary.played == 6 and store.count() == 6
+    assert {f.task_id for f in summary.failures} == failing
+    assert all(f.error == "TimeoutError: the teacher did not answer" for f in summary.failures)
+
+    with pytest.raises(CollectionAborted, match="more than --max-failures 0"):
+        collect(teacher, "household", "valid_seen", 12, ExperienceStore(tmp_path / "store2"), workers=1,
+                max_failures=0)
+
+
+def test_an_authentication_error_stops_the_run_at_once(tmp_path):
+    openai = pytest.importorskip("openai")
+    httpx = pytest.importorskip("httpx")
+    response = httpx.Response(401, request=httpx.Request("POST", "http://127.0.0.1/v1/chat/completions"))
+    error = openai.AuthenticationError("Incorrect API key provided", response=response, body=None)
+    tasks = load_split("valid_seen")
+    with pytest.raises(CollectionAborted, match="cannot go on: AuthenticationError: Incorrect API key"):
+        collect(_FailingTeacher({tasks[0].task_id}, error), "household", "valid_seen", 10,
+                ExperienceStore(tmp_path / "store"), workers=1, max_failures=100)
+
+
+def test_an_unreachable_teacher_endpoint_is_one_line_not_a_traceback(tmp_path):
+    pytest.importorskip("langchain_openai")
+    env = {**os.environ, "OPENAI_BASE_URL": "http://127.0.0.1:9/v1", "OPENAI_API_KEY": "sk-test"}
+    cmd = [sys.executable, "-m", "agentkd.cli", "collect", "--split", "valid_seen", "--episodes", "2",
+           "--teacher", "openai:gpt-test", "--max-failures", "0", "--max-new-tokens", "64",
+           "--store", str(tmp_path / "store")]
+    result = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2 and "Traceback" not in result.stdout + result.stderr
+    assert "more than --max-failures 0" in result.stderr and "ConnectionError: Connection error" in result.stderr
+
+
+@pytest.mark.parametrize("teacher, says", [("nosuchprovider:model-x", "Unsupported provider"),
+                                           ("anthropic:claude-x", "langchain-anthropic")])
+def test_a_provider_teacher_that_cannot_be_made_is_one_line(tmp_path, teacher, says):
+    pytest.importorskip("langchain")
+    result = CliRunner().invoke(app, ["collect", "--teacher", teacher, "--episodes", "1",
+                                      "--store", str(tmp_path / "store")])
+    assert result.exit_code == 2 and says in result.output and "Traceback" not in result.output

@@ -88,15 +88,21 @@ class BatchingPolicy:
         while True:
             batch = await self._gather()
             self.batches.append(len(batch))
+            # A policy with `act_each` fails only the requests that failed; `act` fails the whole batch.
+            act = getattr(self.policy, "act_each", self.policy.act)
             try:
-                decisions = await asyncio.to_thread(self.policy.act, [inp for inp, _ in batch])
+                decisions = await asyncio.to_thread(act, [inp for inp, _ in batch])
             except Exception as exc:  # a failing policy fails its episodes, not the server loop
                 for _, future in batch:
                     if not future.done():
                         future.set_exception(exc)
                 continue
             for (_, future), decision in zip(batch, decisions, strict=True):
-                if not future.done():
+                if future.done():
+                    continue
+                if isinstance(decision, Exception):
+                    future.set_exception(decision)
+                else:
                     future.set_result(decision)
 
 

@@ -15,7 +15,9 @@ from agentkd.errors import AgentKDError
 def collect(
     env: str = typer.Option("household", help="Environment: household, qa or math."),
     split: str = typer.Option("train", help="Split to draw tasks from."),
-    teacher: str = typer.Option("expert", help="expert, openai:MODEL, or a local Hugging Face model dir/name."),
+    teacher: str = typer.Option("expert", help="expert; openai:MODEL (any OpenAI-compatible server via "
+                                "OPENAI_BASE_URL); provider:MODEL (any LangChain chat model, e.g. "
+                                "anthropic:claude-...); or a local Hugging Face model dir/name."),
     episodes: int = typer.Option(100, min=1, help="Episodes in the run (episode i plays task i mod split size)."),
     store: str = typer.Option(DEFAULT_STORE, help="Store folder, or http://host:port of a Chroma server."),
     workers: int = typer.Option(8, min=1, help="Episodes played concurrently (their model calls are batched)."),
@@ -26,6 +28,12 @@ def collect(
     flush_every: int = typer.Option(32, min=1, help="Trajectories per store write."),
     prices: str = typer.Option(None, help="JSON price table {model: [usd_per_1M_in, usd_per_1M_out]} for the "
                                "trajectories' cost (chat-model teachers)."),
+    shard: str = typer.Option("0/1", help="K/N: play every N-th episode of the run starting at K, so N processes "
+                              "(K = 0..N-1) with otherwise equal commands split one run, e.g. into one Chroma "
+                              "server."),
+    max_failures: int = typer.Option(10, min=0, help="Episodes that may fail (teacher errors) before the run "
+                                     "stops; failed episodes are replayed by the next run."),
+    max_new_tokens: int = typer.Option(128, min=1, help="Reply cap for model teachers (tokens per step)."),
     mistake_rate: float = typer.Option(0.0, min=0.0, max=0.99, help="The expert takes a wrong admissible action "
                                        "with this probability per step, then recovers: data with mistakes and "
                                        "recoveries (the mistakes are shown to students, never trained on)."),
@@ -41,15 +49,15 @@ def collect(
         TimeRemainingColumn,
     )
 
-    from agentkd.collect import collect_async, plan_episodes, resolve_teacher
+    from agentkd.collect import collect_async, parse_shard, plan_episodes, resolve_teacher
     from agentkd.envs import load_tasks
-    from agentkd.store import ExperienceStore, StoreError
+    from agentkd.store import ExperienceStore
 
     console = Console(soft_wrap=True)
     try:
-        plan = plan_episodes(load_tasks(env, split), episodes)
+        plan = plan_episodes(load_tasks(env, split), episodes, parse_shard(shard))
         policy = resolve_teacher(teacher, env, first_thought=first_thought, temperature=temperature, prices=prices,
-                                 mistake_rate=mistake_rate)
+                                 mistake_rate=mistake_rate, max_new_tokens=max_new_tokens)
         experience = ExperienceStore(store)
     except (AgentKDError, ValueError, OSError) as exc:  # StoreError is an AgentKDError
         _fail(str(exc))
@@ -59,7 +67,7 @@ def collect(
                TimeElapsedColumn(), TimeRemainingColumn()]
     counters = {"done": 0, "won": 0, "steps": 0, "stored": 0, "t0": time.perf_counter()}
     with Progress(*columns, console=console, disable=not console.is_terminal) as progress:
-        bar = progress.add_task(f"{env}/{split} <- {policy.info.name}", total=episodes, rate="-", speed="-")
+        bar = progress.add_task(f"{env}/{split} <- {policy.info.name}", total=len(plan), rate="-", speed="-")
 
         def on_episode(trajectory) -> None:
             counters["done"] += 1
@@ -74,11 +82,15 @@ def collect(
             if not console.is_terminal:  # logs and tests see each committed batch
                 print(f"stored {counters['stored']} trajectories", flush=True)
 
+        def on_failure(failure) -> None:
+            progress.console.print(f"[yellow]episode {failure.task_id} seed {failure.seed} failed:[/] {failure.error}",
+                                   markup=True, highlight=False)
+
         try:
             summary = asyncio.run(collect_async(policy, env, plan, experience, workers=workers, max_steps=max_steps,
-                                                flush_every=flush_every, on_episode=on_episode,
-                                                on_stored=on_stored))
-        except StoreError as exc:
+                                                flush_every=flush_every, max_failures=max_failures,
+                                                on_episode=on_episode, on_stored=on_stored, on_failure=on_failure))
+        except AgentKDError as exc:  # StoreError, StoreBusy, CollectionAborted
             _fail(str(exc))
         progress.update(bar, completed=summary.already_stored + summary.played)
     console.print(
@@ -86,4 +98,6 @@ def collect(
         f"success {summary.succeeded}/{summary.played or 1}, {summary.steps} steps in {summary.wall_time_s:.1f}s "
         f"({summary.episodes_per_s:.1f} episodes/s, {summary.steps_per_s:.0f} steps/s); "
         f"store holds {summary.stored_total}/{summary.requested} of this run's trajectories"
+        + (f"; {len(summary.failures)} episodes failed (run the command again to replay them)"
+           if summary.failures else "")
     )

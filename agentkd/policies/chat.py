@@ -184,6 +184,15 @@ class ChatModelPolicy:
 
     def act(self, inputs: list[PolicyInput]) -> list[Decision]:
         """One ``batch`` call for all inputs; unparseable replies become invalid decisions."""
+        decisions = self.act_each(inputs)
+        for decision in decisions:
+            if isinstance(decision, Exception):
+                raise decision
+        return decisions  # type: ignore[return-value]
+
+    def act_each(self, inputs: list[PolicyInput]) -> list[Decision | Exception]:
+        """Like :meth:`act`, but a request that fails gives its exception in its place, so that one failed
+        call fails one episode, not every episode batched with it."""
         if not inputs:
             return []
         plans = self.first_thoughts(inputs)
@@ -194,11 +203,14 @@ class ChatModelPolicy:
                 messages.append(AIMessage(content=prefix))  # prefill: the model continues this turn
             requests.append(messages)
         started = time.perf_counter()
-        replies = self.chat_model.batch(requests)
+        replies = self.chat_model.batch(requests, return_exceptions=True)
         latency = (time.perf_counter() - started) / len(inputs)
 
-        decisions = []
+        decisions: list[Decision | Exception] = []
         for inp, (prefix, plan_in, plan_out, plan_latency), reply in zip(inputs, plans, replies, strict=True):
+            if isinstance(reply, Exception):
+                decisions.append(reply)
+                continue
             text = _text(reply)
             prompt_tokens, completion_tokens = _usage(reply)
             decisions.append(decide_from_text(
@@ -208,6 +220,33 @@ class ChatModelPolicy:
                 latency_s=latency + plan_latency,
             ))
         return decisions
+
+
+def init_chat(spec: str, *, temperature: float = 0.0, max_tokens: int | None = None) -> BaseChatModel:
+    """``provider:model`` → a LangChain chat model (``max_tokens``: the reply cap, None for the provider's).
+
+    ``openai:MODEL`` is langchain-openai's ``ChatOpenAI`` (``OPENAI_BASE_URL`` points it at any
+    OpenAI-compatible server: vLLM, ``agentkd serve``); any other provider goes through LangChain's
+    ``init_chat_model`` and needs that provider's package (e.g. ``langchain-anthropic``).
+    """
+    provider, _, model = spec.partition(":")
+    if not model:
+        raise ValueError(f"{spec!r}: write provider:model, e.g. openai:gpt-4o-mini")
+    limits = {} if max_tokens is None else {"max_tokens": max_tokens}
+    if provider == "openai":
+        try:
+            from langchain_openai import ChatOpenAI
+        except ImportError as exc:
+            raise ValueError(f"{spec} needs langchain-openai: pip install 'agentkd[chat]'") from exc
+        return ChatOpenAI(model=model, temperature=temperature, **limits)
+    try:
+        from langchain.chat_models import init_chat_model
+    except ImportError as exc:
+        raise ValueError(f"{spec} needs LangChain's init_chat_model: pip install 'agentkd[chat]'") from exc
+    try:
+        return init_chat_model(model, model_provider=provider, temperature=temperature, **limits)
+    except (ImportError, ValueError) as exc:  # a missing integration package, or an unknown provider
+        raise ValueError(f"{spec}: {' '.join(str(exc).split())}") from exc
 
 
 # ---------------------------------------------------------------------------------------------

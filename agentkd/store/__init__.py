@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from .lock import StoreBusy
 from .protocol import TrajectoryStore
 from .store import (
     FILTER_KEYS,
@@ -42,6 +43,7 @@ __all__ = [
     "PrincipleHit",
     "RetryPolicy",
     "StepHit",
+    "StoreBusy",
     "StoreError",
     "StoreUnavailable",
     "TrajectoryHit",

@@ -31,6 +31,7 @@ class PrincipleStorage:
     _embed: Callable[[list[str]], list[Any]]
     _page: Callable[..., Iterator[dict]]
     _nearest: Callable[..., list[list[tuple[str, str, dict[str, Any], float]]]]
+    hold_writer_lock: Callable[[], None]
 
     def upsert_principles(self, principles: Principle | Iterable[Principle]) -> int:
         """Write principles (idempotent by ``principle_id``; embedding = the principle's text)."""
@@ -38,6 +39,7 @@ class PrincipleStorage:
         by_id = {principle.principle_id: principle for principle in batch}
         if not by_id:
             return 0
+        self.hold_writer_lock()
         col = self._col("principles")
         items = list(by_id.values())
         upsert_chunked(
@@ -103,6 +105,7 @@ class PrincipleStorage:
     def delete_principles(self, principle_ids: str | Iterable[str]) -> None:
         """Remove principles for good (ids that are not there are ignored); pruning keeps them instead."""
         ids = [principle_ids] if isinstance(principle_ids, str) else list(principle_ids)
+        self.hold_writer_lock()
         col = self._col("principles")
         for chunk in chunks(ids, self._max_batch):
             self._call(lambda chunk=chunk: col.delete(ids=list(chunk)))

@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from agentkd.schema import SCHEMA_VERSION, Trajectory
 
+from . import lock as _lock
 from . import spool as _spool
 from . import transfer as _transfer
 from .chroma import (
@@ -156,6 +157,7 @@ class ExperienceStore(PrincipleStorage):
         self.embedder = embedder_name(embedding_function)
         self._client: Any = None
         self._collections: dict[str, Any] = {}
+        self._writer_lock: Path | None = None
         self._max_batch = 1000
         self.meta: dict[str, Any] = {}
         if not lazy:
@@ -270,6 +272,16 @@ class ExperienceStore(PrincipleStorage):
             close_client(self._client)
         self._client = None
         self._collections = {}
+        if self._writer_lock is not None:
+            _lock.release(self._writer_lock)
+            self._writer_lock = None
+
+    def hold_writer_lock(self) -> None:
+        """Claim an embedded store's folder for this process's writes (:mod:`.lock`); the first write
+        does this anyway. Raises :class:`~agentkd.store.lock.StoreBusy` when another process writes there."""
+        if self.path is not None and self._writer_lock is None:
+            self._ensure_open()
+            self._writer_lock = _lock.acquire(self.path)
 
     def __enter__(self) -> ExperienceStore:
         return self
@@ -310,6 +322,7 @@ class ExperienceStore(PrincipleStorage):
         return len(by_id)
 
     def _write(self, batch: list[Trajectory]) -> None:
+        self.hold_writer_lock()
         trajectories = self._col("trajectories")
         steps = self._col("steps")
         documents = {traj.trajectory_id: traj.to_json() for traj in batch}
@@ -364,6 +377,7 @@ class ExperienceStore(PrincipleStorage):
         ids = [trajectory_ids] if isinstance(trajectory_ids, str) else list(trajectory_ids)
         if not ids:
             return
+        self.hold_writer_lock()
         trajectories, steps = self._col("trajectories"), self._col("steps")
         for chunk in chunks(ids, 500):
             self._call(lambda chunk=chunk: trajectories.delete(ids=list(chunk)))

@@ -177,21 +177,7 @@ def model_judge(model: Any) -> Judge:
 
 
 def resolve_chat_model(spec: str, *, temperature: float = 0.0) -> Any:
-    """A LangChain chat model from ``provider:model``: ``openai:MODEL`` (any OpenAI-compatible endpoint via
-    ``OPENAI_BASE_URL``) through langchain-openai, any other provider through ``langchain``'s
-    ``init_chat_model``."""
-    provider, _, name = spec.partition(":")
-    if not name:
-        raise ValueError(f"--model {spec!r}: write provider:model, e.g. openai:gpt-4o-mini")
-    if provider == "openai":
-        try:
-            from langchain_openai import ChatOpenAI
-        except ImportError as exc:
-            raise ValueError("--model openai:MODEL needs langchain-openai: pip install langchain-openai") from exc
-        return ChatOpenAI(model=name, temperature=temperature)
-    try:
-        from langchain.chat_models import init_chat_model
-    except ImportError as exc:
-        raise ValueError(f"--model {spec}: other providers than openai need langchain (pip install langchain "
-                         f"and the provider's package, e.g. langchain-{provider})") from exc
-    return init_chat_model(name, model_provider=provider, temperature=temperature)
+    """A LangChain chat model from ``provider:model`` (:func:`agentkd.policies.chat.init_chat`)."""
+    from agentkd.policies.chat import init_chat
+
+    return init_chat(spec, temperature=temperature)

@@ -92,8 +92,8 @@ _FATAL = {"AuthenticationError", "PermissionDeniedError"}  # openai / anthropic 
 
 def is_fatal(exc: BaseException) -> bool:
     """Errors every later call would hit too: bad credentials, no permission, exhausted quota."""
-    name = type(exc).__name__
-    return name in _FATAL or (name == "RateLimitError" and "quota" in str(exc).lower())
+    names = {cls.__name__ for cls in type(exc).__mro__}  # LangChain subclasses them (OpenAIAuthenticationError)
+    return bool(names & _FATAL) or ("RateLimitError" in names and "quota" in str(exc).lower())
 
 
 def one_line(exc: BaseException) -> str:

@@ -34,7 +34,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("agentkd.train",),
     ("agentkd.replay",),
     ("agentkd.eval",),
-    ("agentkd.cli", "agentkd.demo", "agentkd.bench"),
+    ("agentkd.cli", "agentkd.demo", "agentkd.bench", "agentkd.serve"),
 )
 
 # ---------------------------------------------------------------------------------------------------- checker

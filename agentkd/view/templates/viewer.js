@@ -21,19 +21,25 @@
     });
     document.getElementById("count").textContent = shown + " of " + rows.length + " trajectories";
   }
+  // Filters named in the address (?run=sc@8&success=no, or #run=... in episodes.html) set the form;
+  // an address without any keeps what the reader chose.
   function initFilters() {
     var form = document.getElementById("filters");
     if (!form) return;
-    if (form.dataset.ready) { applyFilters(); return; }
-    form.dataset.ready = "1";
-    var p = params();
-    if (p.has("q")) document.getElementById("q").value = p.get("q");
-    form.querySelectorAll("select[data-filter]").forEach(function (s) {
-      var v = p.get(s.dataset.filter);
-      if (v !== null && Array.prototype.some.call(s.options, function (o) { return o.value === v; })) s.value = v;
-    });
-    form.addEventListener("input", applyFilters);
-    form.addEventListener("change", applyFilters);
+    var p = params(), named = false;
+    p.forEach(function (v, k) { if (k === "q" || form.querySelector("select[data-filter='" + k + "']")) named = true; });
+    if (named || !form.dataset.ready) {
+      document.getElementById("q").value = p.get("q") || "";
+      form.querySelectorAll("select[data-filter]").forEach(function (s) {
+        var v = p.get(s.dataset.filter) || "";
+        s.value = Array.prototype.some.call(s.options, function (o) { return o.value === v; }) ? v : "";
+      });
+    }
+    if (!form.dataset.ready) {
+      form.dataset.ready = "1";
+      form.addEventListener("input", applyFilters);
+      form.addEventListener("change", applyFilters);
+    }
     applyFilters();
   }
   // ---- episodes.html: one file, every view -------------------------------------------------------

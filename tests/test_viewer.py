@@ -270,6 +270,17 @@ def test_side_by_side_marks_the_first_divergence(page, server, episodes):
     assert right.locator(".action code").inner_text() == teacher.steps[expected].action
     assert page.locator("#divergence").inner_text() == f"First diverging step: step {expected}."
     assert page.locator("tr.pair").count() == max(len(failed.steps), len(teacher.steps))
+
+    cascade = _one(episodes, "sc@8+cascade@0.5", "0017")  # follows the teacher for a while, then parts
+    teacher = _one(episodes, "teacher", "0017")
+    expected = first_divergence(cascade.steps, teacher.steps)
+    assert expected and cascade.steps[expected - 1].action == teacher.steps[expected - 1].action
+    page.goto(f"{server}/t/{cascade.trajectory_id}")
+    page.locator("p.partners a.vs", has_text="teacher").click()
+    diverge = page.locator("tr.diverge")
+    assert diverge.count() == 1 and diverge.get_attribute("data-step") == str(expected)
+    assert page.locator(f"tr.pair[data-step='{expected - 1}']").get_attribute("class") == "pair"
+    assert page.locator(".step.deferred").count() == 11  # the cascade's column shows its deferrals
     diverge.scroll_into_view_if_needed()
     _shot(page, "viewer-compare.png")
 

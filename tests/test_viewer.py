@@ -14,6 +14,7 @@ import re
 import shutil
 import socket
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -47,7 +48,10 @@ def episodes() -> list[Trajectory]:
     tasks = {t.task_id: t for t in load_split("valid_unseen")}
     teachers = []
     for task_id in sorted({t.task_id for t in students}):
-        teacher = play_episode(HouseholdEnv(), ExpertPolicy(), tasks[task_id])
+        # In a thread of its own: play_episode runs an event loop, and Playwright's (a session fixture that may
+        # already be open) holds this thread's.
+        with ThreadPoolExecutor(1) as pool:
+            teacher = pool.submit(play_episode, HouseholdEnv(), ExpertPolicy(), tasks[task_id]).result()
         teacher.metadata["evaluation"] = "teacher"
         teachers.append(teacher)
     return students + teachers
@@ -166,7 +170,8 @@ def server(store):
 
 @pytest.fixture(scope="session")
 def browser():
-    if not Path(CHROMIUM).is_file() and not os.environ.get("AGENTKD_REQUIRE_BROWSER"):  # CI sets it: never skipped there
+    # CI sets AGENTKD_REQUIRE_BROWSER: there a missing browser fails instead of skipping.
+    if not Path(CHROMIUM).is_file() and not os.environ.get("AGENTKD_REQUIRE_BROWSER"):
         pytest.skip("Debian's chromium is not installed (apt-get install chromium; scripts/setup.sh does it as root)")
     import playwright.sync_api as playwright
     with playwright.sync_playwright() as p:

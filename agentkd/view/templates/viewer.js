@@ -55,10 +55,18 @@
     var d = divergences[a + "," + b];
     d = d === undefined ? null : d;
     var stepsA = sa.querySelectorAll("ol.transcript .step"), stepsB = sb.querySelectorAll("ol.transcript .step");
-    var html = '<p><a href="#">← all episodes</a></p><p class="divergence" id="divergence">' +
-      (d === null ? "The two runs take the same actions." : 'First diverging step: <a href="#c=' + a + "," + b + '" data-jump="' + d + '">step ' + d + "</a>.") +
-      '</p><table class="compare"><thead><tr><th></th><th></th><th></th></tr></thead><tbody></tbody></table>';
-    view.innerHTML = html;
+    view.innerHTML = '<p><a href="#">← all episodes</a></p><p class="divergence" id="divergence"></p>' +
+      '<table class="compare"><thead><tr><th></th><th></th><th></th></tr></thead><tbody></tbody></table>';
+    var note = view.querySelector("#divergence");
+    if (d === null) {
+      note.textContent = "The two runs take the same actions.";
+    } else {  // built from nodes: the ids come from the address
+      var link = document.createElement("a");
+      link.href = location.hash;
+      link.dataset.jump = d;
+      link.textContent = "step " + d;
+      note.append("First diverging step: ", link, ".");
+    }
     var head = view.querySelectorAll("thead th");
     head[1].appendChild(sa.querySelector(".head").cloneNode(true));
     head[2].appendChild(sb.querySelector(".head").cloneNode(true));

@@ -290,6 +290,30 @@ def test_side_by_side_marks_the_first_divergence(page, server, episodes):
     _shot(page, "viewer-compare.png")
 
 
+def test_the_principles_a_prompt_showed_are_named(page, store):
+    """The expert played with a principle retrieved into its prompt: each step names it, with its text."""
+    from agentkd.agents import play_episode
+    from agentkd.distill.principles import PrincipleRetriever, PrinciplesPolicy
+    from agentkd.policies.expert import ExpertPolicy
+    from agentkd.schema import Principle
+    from agentkd.view.app import Catalog
+    from agentkd.view.render import render_trajectory
+    from environments.household import HouseholdEnv, load_split
+
+    lesson = Principle.new("Look for a desklamp on desks and side tables first.", "guiding", "household")
+    store.upsert_principles(lesson)
+    policy = PrinciplesPolicy(ExpertPolicy(), PrincipleRetriever(store, "household"))
+    with ThreadPoolExecutor(1) as pool:
+        played = pool.submit(play_episode, HouseholdEnv(), policy, load_split("valid_unseen")[1]).result()
+    assert played.steps[0].info["principles_shown"] == [lesson.principle_id]
+
+    page.set_content(render_trajectory(played, principles=Catalog(store).principles(played)))
+    first = page.locator(".step").first
+    assert "1 principle shown" in first.locator(".step-head").inner_text()
+    assert first.locator("ul.principles").inner_text() == f"{lesson.principle_id}: {lesson.text}"
+    assert page.locator("ul.principles").count() == len(played.steps)
+
+
 def test_episodes_html_works_from_the_file_system(page, tmp_path, episodes):
     from agentkd.view.render import write_episodes
 

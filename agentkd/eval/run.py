@@ -275,6 +275,7 @@ def evaluate_with_report(console: Any, student: str | Path | Any, configs: Seque
                   f"{trajectory.task_id} in {len(trajectory.steps)} steps)", flush=True)
 
     from agentkd.view.render import EPISODES_FILENAME, write_episodes
+    from agentkd.view.summary import principle_texts
 
     episodes: list[Trajectory] = []
     with progress:
@@ -289,7 +290,7 @@ def evaluate_with_report(console: Any, student: str | Path | Any, configs: Seque
             found = (store.get(e.trajectory_id) for c in kept for e in c.episodes if e.trajectory_id)
             episodes = [t for t in found if t is not None] + episodes
     results.save(out)
-    write_episodes(episodes, Path(out) / EPISODES_FILENAME,
+    write_episodes(episodes, Path(out) / EPISODES_FILENAME, principles=principle_texts(store, episodes),
                    title=f"agentkd episodes: {results.metadata.get('student', 'evaluation')}")
     report = write_report(results, out, episodes=EPISODES_FILENAME)
     console.print(format_table(results))

@@ -22,7 +22,7 @@ from typing import Any
 from agentkd.errors import AgentKDError
 from agentkd.schema import Trajectory
 from agentkd.view.render import render_compare, render_index, render_trajectory
-from agentkd.view.summary import Row, partners
+from agentkd.view.summary import Row, partners, principle_texts
 
 __all__ = ["Catalog", "ViewerError", "create_app", "serve"]
 
@@ -54,10 +54,7 @@ class Catalog:
 
     def principles(self, *trajectories: Trajectory) -> dict[str, str]:
         """Text of the principles shown in these trajectories' prompts, by id (those still in the store)."""
-        ids = {str(p) for t in trajectories for s in t.steps for p in (s.info.get("principles_shown") or [])}
-        if not ids or not hasattr(self.store, "get_principles"):
-            return {}
-        return {pid: p.text for pid, p in self.store.get_principles(sorted(ids)).items()}
+        return principle_texts(self.store, trajectories)
 
 
 def create_app(store: Any, *, source: str = "") -> Any:

@@ -77,7 +77,8 @@ def render_compare(a: Trajectory, b: Trajectory, principles: Mapping[str, str] |
                    diverge=first_divergence(a.steps, b.steps), principles=dict(principles or {}))
 
 
-def render_static(trajectories: Sequence[Trajectory], *, title: str = "agentkd episodes", source: str = "") -> str:
+def render_static(trajectories: Sequence[Trajectory], *, title: str = "agentkd episodes", source: str = "",
+                  principles: Mapping[str, str] | None = None) -> str:
     """Every page in one self-contained file: the table, each transcript, and each trajectory beside its
     teacher's (the comparisons are assembled by the page's script from the transcripts it holds)."""
     rows = [Row.of(t) for t in trajectories]
@@ -86,12 +87,13 @@ def render_static(trajectories: Sequence[Trajectory], *, title: str = "agentkd e
     divergences = {f"{a},{b.trajectory_id}": first_divergence(by_id[a].steps, by_id[b.trajectory_id].steps)
                    for a, b in pairs.items()}
     return _render("static.html", True, title=title, source=source, rows=rows, options=_options(rows), pairs=pairs,
-                   trajectories=trajectories, principles={}, divergences=json.dumps(divergences))
+                   trajectories=trajectories, principles=dict(principles or {}),
+                   divergences=json.dumps(divergences))
 
 
 def write_episodes(trajectories: Sequence[Trajectory], path: str | Path, *, title: str = "agentkd episodes",
-                   source: str = "") -> Path:
+                   source: str = "", principles: Mapping[str, str] | None = None) -> Path:
     """Write :func:`render_static` to ``path`` (usually ``episodes.html`` next to ``report.md``)."""
     path = Path(path)
-    path.write_text(render_static(trajectories, title=title, source=source), encoding="utf-8")
+    path.write_text(render_static(trajectories, title=title, source=source, principles=principles), encoding="utf-8")
     return path

@@ -18,6 +18,7 @@ __all__ = [
     "evaluation_run",
     "first_divergence",
     "partner_map",
+    "principle_texts",
     "partners",
     "preferred_partner",
     "step_facts",
@@ -161,3 +162,11 @@ def partner_map(rows: Sequence[Row]) -> dict[str, Row]:
         if partner is not None:
             found[row.trajectory_id] = partner
     return found
+
+
+def principle_texts(store: Any, trajectories: Iterable[Trajectory]) -> dict[str, str]:
+    """Text of the principles shown in these trajectories' prompts, by id (those ``store`` still holds)."""
+    ids = {str(p) for t in trajectories for s in t.steps for p in (s.info.get("principles_shown") or [])}
+    if not ids or not hasattr(store, "get_principles"):
+        return {}
+    return {pid: p.text for pid, p in store.get_principles(sorted(ids)).items()}

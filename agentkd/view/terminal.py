@@ -74,9 +74,9 @@ def print_transcript(traj: Trajectory, console: Any = None) -> None:
         if not step.valid:
             tags.append("[red]invalid[/]")
         if facts.demos:
-            tags.append(f"{facts.demos} demonstrations shown")
+            tags.append(f"{facts.demos} demonstration{'s' if facts.demos != 1 else ''} shown")
         if facts.principles:
-            tags.append(f"{len(facts.principles)} principles shown")
+            tags.append(f"{len(facts.principles)} principle{'s' if len(facts.principles) != 1 else ''} shown")
         parts: list[Any] = []
         if previous is None or previous.next_observation != step.observation:
             parts.append(Text(_cut(step.observation), style="dim"))

@@ -28,4 +28,15 @@ if ! command -v bwrap >/dev/null 2>&1; then
     echo "note: install bubblewrap (e.g. sudo apt-get install bubblewrap) for the code sandbox's full isolation"
   fi
 fi
+# Chromium runs the trajectory viewer's browser tests (tests/test_viewer.py, through playwright with
+# executable_path=/usr/bin/chromium: playwright's own browser download is not used).
+if ! command -v chromium >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    apt-get install -y -qq chromium >/dev/null 2>&1 \
+      || { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq chromium >/dev/null 2>&1; } \
+      || echo "warning: could not install chromium; the viewer's browser tests will be skipped"
+  else
+    echo "note: install chromium (e.g. sudo apt-get install chromium) for the viewer's browser tests"
+  fi
+fi
 echo "agentkd installed in .venv"

@@ -33,7 +33,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("agentkd.distill",),
     ("agentkd.train",),
     ("agentkd.replay",),
-    ("agentkd.eval",),
+    ("agentkd.eval", "agentkd.view"),
     ("agentkd.cli", "agentkd.demo", "agentkd.bench", "agentkd.serve"),
 )
 
@@ -199,12 +199,14 @@ def test_the_check_catches_upward_lazy_relative_imports_and_cycles(tmp_path):
 
 # Importing these stays instant: heavy libraries (and heavy parts of our own) load when first used.
 LIGHT = {
-    "agentkd.cli": ("torch", "transformers", "chromadb", "textworld", "environments"),
+    "agentkd.cli": ("torch", "transformers", "chromadb", "textworld", "environments", "starlette", "uvicorn"),
     "agentkd.eval, agentkd.eval.report": ("matplotlib",),
     "agentkd.policies, agentkd.models": ("torch", "transformers", "langchain_core"),
     "agentkd.store": ("chromadb", "torch", "datasets"),
     "agentkd.tools": ("torch", "chromadb", "agentkd.tools.sandbox"),
     "environments.household.official": ("textworld",),
+    "agentkd.view.app, agentkd.view.render, agentkd.view.terminal": ("jinja2", "starlette", "uvicorn", "chromadb",
+                                                                      "torch", "rich"),
 }
 
 

@@ -171,7 +171,7 @@ def test_results_round_trip(tmp_path, results):
     assert config["metrics"]["overall"]["success_rate"] == 0.5
     assert config["metrics"]["by_task_type"][HEAT]["success_rate"] is None  # null, not NaN
     assert set(config["episodes"][0]) == {"task_id", "task_type", "success", "steps", "cost_usd", "tokens", "goal",
-                                          "invalid", "repeated"}
+                                          "invalid", "repeated", "trajectory_id"}
     assert results.splits == ["valid_unseen", "valid_seen"]
     assert results.names == ["greedy", "sc@8", "teacher", "sc@8+cascade0.5"]
     assert results.get("teacher", "valid_seen").metrics.overall.episodes == 1

@@ -211,6 +211,11 @@ def test_the_eval_command_writes_the_report(model_dir, tmp_path):
     assert result.exit_code == 0, result.output
     assert (out / "report.md").is_file() and (out / "success_by_task_type_valid_seen.png").is_file()
     assert json.loads((out / "results.json").read_text())["configs"][0]["name"] == "greedy"
+    episodes = (out / "episodes.html").read_text()  # every episode, linked from the report
+    assert "[episodes.html](episodes.html)" in (out / "report.md").read_text()
+    ids = [e["trajectory_id"] for e in json.loads((out / "results.json").read_text())["configs"][0]["episodes"]]
+    assert len(ids) == 2 and all(f'id="t-{i}"' in episodes and f"#t={i}" in (out / "report.md").read_text()
+                                 for i in ids)  # both failed (a random student): linked from the failures table
     assert "greedy on valid_seen: 2/2 episodes, 0 solved" in result.output  # a log shows each episode
     missing = CliRunner().invoke(app, ["eval", "--student", str(tmp_path / "nope"), "--out", str(out)])
     assert missing.exit_code == 2 and "does not exist" in missing.output

@@ -11,7 +11,7 @@ import sys
 from agentkd.cli.common import app
 
 # isort: off
-from agentkd.cli import play, collect, eval, demo, bench, store, train, principles, serve  # noqa: F401  (registration)
+from agentkd.cli import play, collect, eval, demo, bench, store, train, principles, view, serve  # noqa: F401,E501  (registration)
 # isort: on
 
 __all__ = ["app", "main"]

@@ -75,3 +75,22 @@ def store_import(
         print(f"{store} holds {experience.count()} trajectories")
     except (StoreError, BadRecordError, OSError) as exc:
         _fail(str(exc))
+
+
+@store_app.command("show")
+def store_show(
+    trajectory_id: str = typer.Argument(..., help="The trajectory's id (the viewer and `store export` show them)."),
+    store: str = typer.Option(DEFAULT_STORE, help="Store folder or Chroma server URL."),
+) -> None:
+    """Print one trajectory as a transcript: thoughts, actions, observations, candidates and deferrals."""
+    from agentkd.store import StoreError
+    from agentkd.view.terminal import print_transcript
+
+    try:
+        trajectory = _open_store(store).get(trajectory_id)
+    except StoreError as exc:
+        _fail(str(exc))
+    if trajectory is None:
+        _fail(f"no trajectory {trajectory_id!r} in {store} (list them with `agentkd view --store {store}` "
+              "or `agentkd store export`)")
+    print_transcript(trajectory)

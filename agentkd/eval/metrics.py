@@ -155,6 +155,7 @@ class EpisodeRow(BaseModel):
     goal: str = ""
     invalid: int = 0  # steps whose action was refused or did not parse
     repeated: str = ""  # the action written most often, with its count, when it came back 3 times or more
+    trajectory_id: str = ""  # its trajectory in the store and in episodes.html
 
     @classmethod
     def of(cls, traj: Trajectory) -> Self:
@@ -170,6 +171,7 @@ class EpisodeRow(BaseModel):
             goal=traj.goal,
             invalid=sum(not step.valid for step in traj.steps),
             repeated=f"{action} (×{times})" if times >= 3 else "",
+            trajectory_id=traj.trajectory_id,
         )
 
 

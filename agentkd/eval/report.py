@@ -2,7 +2,8 @@
 
 :func:`write_report` writes into one directory::
 
-    report.md                          summary table, per-task-type success tables, plots
+    report.md                          summary table, per-task-type success tables, plots (and a link
+                                       to episodes.html, which agentkd.eval.run writes next to it)
     success_by_task_type_<split>.png   grouped bars: one group per task type plus "all",
                                        one bar per configuration
     success_vs_cost_<split>.png        one point per configuration at (cost/episode, success),
@@ -23,7 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from agentkd.eval.metrics import ConfigResult, EvalResults, GroupMetrics
+from agentkd.eval.metrics import ConfigResult, EpisodeRow, EvalResults, GroupMetrics
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -135,12 +136,19 @@ def task_type_table(results: EvalResults, split: str) -> str:
 _FAILURES_SHOWN = 10
 
 
-def failures_table(results: EvalResults, split: str) -> str:
-    """The failed episodes of each configuration on ``split``: goal, the action it kept writing, steps, refusals."""
+def failures_table(results: EvalResults, split: str, episodes: str | None = None) -> str:
+    """The failed episodes of each configuration on ``split``: goal, the action it kept writing, steps, refusals.
+
+    With ``episodes`` (the name of the static viewer file next to the report), each task links to its transcript.
+    """
     rows = []
+
+    def task(e: EpisodeRow) -> str:
+        return f"[{e.task_id}]({episodes}#t={e.trajectory_id})" if episodes and e.trajectory_id else e.task_id
+
     for config in results.for_split(split):
         failed = sorted((e for e in config.episodes if not e.success), key=lambda e: (-e.steps, e.task_id))
-        rows += [[config.name, e.task_id, e.goal or e.task_type, e.repeated or _MISSING, str(e.steps), str(e.invalid)]
+        rows += [[config.name, task(e), e.goal or e.task_type, e.repeated or _MISSING, str(e.steps), str(e.invalid)]
                  for e in failed[:_FAILURES_SHOWN]]
     return _markdown_table(["configuration", "task", "goal", "most repeated action", "steps", "invalid"], rows, left=4)
 
@@ -273,8 +281,13 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-.") or "split"
 
 
-def write_report(results: EvalResults, out_dir: str | Path, title: str = "agentkd evaluation report") -> Path:
-    """Write ``report.md`` and its PNG plots into ``out_dir`` (created if needed); return the report's path."""
+def write_report(results: EvalResults, out_dir: str | Path, title: str = "agentkd evaluation report",
+                 episodes: str | None = None) -> Path:
+    """Write ``report.md`` and its PNG plots into ``out_dir`` (created if needed); return the report's path.
+
+    ``episodes`` names the static episode viewer written next to it (``episodes.html``): the report links to
+    it, and each failed episode to its transcript there.
+    """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     splits = results.splits
@@ -291,6 +304,8 @@ def write_report(results: EvalResults, out_dir: str | Path, title: str = "agentk
         "Rates are over episodes (success) or steps (invalid actions, deferrals to the teacher); "
         f"{_MISSING} marks an empty group.",
         "",
+        *([f"Every episode, step by step (candidates, votes, deferrals, beside the teacher's): "
+           f"[{episodes}]({episodes}) (opens from the file system, no server).", ""] if episodes else []),
         "## Summary",
         "",
         format_table(results),
@@ -306,7 +321,7 @@ def write_report(results: EvalResults, out_dir: str | Path, title: str = "agentk
                   f"Up to {_FAILURES_SHOWN} per configuration and split, the longest first: read them in the store "
                   "(their trajectories carry the configuration as `metadata.evaluation`).", ""]
         for split in splits:
-            lines += [f"### {split}", "", failures_table(results, split), ""]
+            lines += [f"### {split}", "", failures_table(results, split, episodes), ""]
 
     lines += ["## Plots", ""]
     for split in splits:

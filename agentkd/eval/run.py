@@ -158,6 +158,7 @@ def evaluate(
     workers: int = 16,
     on_episode: Callable[[str, str, Trajectory], None] | None = None,
     on_config: Callable[[str, str, int], None] | None = None,
+    trajectories: list[Trajectory] | None = None,
 ) -> EvalResults:
     """Play every split's tasks once per configuration; returns the results (also in the store, if any).
 
@@ -174,6 +175,7 @@ def evaluate(
             take a few GB, 48 overflowed 24 GB).
         on_episode: called with (config name, split, trajectory) after each episode.
         on_config: called with (config name, split, number of episodes) before a configuration starts.
+        trajectories: if given, every evaluated trajectory (played now or found in the store) is appended to it.
     """
     from agentkd.collect import collect_async, plan_episodes
     from agentkd.envs import EPISODE_LIMITS, load_tasks
@@ -222,11 +224,13 @@ def evaluate(
             ids = [trajectory_id(t.task_id, policy.info, 0) for t in tasks]
             fresh = {t.trajectory_id for t in played}
             earlier = [target.get(i) for i in ids if i not in fresh]  # stored by an earlier run of this config
-            trajectories = played + [t for t in earlier if t is not None]
+            evaluated = played + [t for t in earlier if t is not None]
+            if trajectories is not None:
+                trajectories.extend(evaluated)
             if store is not None and config.cascade is not None:
                 store.upsert(_demonstrations(played, teacher.info, by_id))
             result = ConfigResult.from_trajectories(
-                config.name, trajectories, split=split, description=config.describe(),
+                config.name, evaluated, split=split, description=config.describe(),
                 params=dict(policy.info.params), task_types=task_types)
             result.env = env
             results.configs.append(result)
@@ -236,11 +240,13 @@ def evaluate(
 def evaluate_with_report(console: Any, student: str | Path | Any, configs: Sequence[EvalConfig],
                          splits: Sequence[str], store: Any, out: str | Path, *, merge: bool = False,
                          **kwargs: Any) -> EvalResults:
-    """:func:`evaluate` with a rich progress bar per configuration, then ``results.json``, ``report.md``
-    and the plots written into ``out`` and the summary table printed (the CLI's and the demo's view).
+    """:func:`evaluate` with a rich progress bar per configuration, then ``results.json``, ``report.md``,
+    the plots and ``episodes.html`` (every episode's transcript, one file that opens without a server)
+    written into ``out`` and the summary table printed (the CLI's and the demo's view).
 
     With ``merge``, results already in ``out`` (e.g. another environment's) stay in the report unless
-    this run evaluated the same configuration on the same split.
+    this run evaluated the same configuration on the same split; their episodes are in ``episodes.html``
+    when ``store`` still holds them.
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -268,15 +274,25 @@ def evaluate_with_report(console: Any, student: str | Path | Any, configs: Seque
             print(f"{name} on {split}: {won[1]}/{won[2]} episodes, {won[0]} solved ({outcome} "
                   f"{trajectory.task_id} in {len(trajectory.steps)} steps)", flush=True)
 
+    from agentkd.view.render import EPISODES_FILENAME, write_episodes
+    from agentkd.view.summary import principle_texts
+
+    episodes: list[Trajectory] = []
     with progress:
         results = evaluate(student, configs, splits=splits, store=store, on_episode=on_episode, on_config=on_config,
-                           **kwargs)
+                           trajectories=episodes, **kwargs)
     if merge and (Path(out) / "results.json").is_file():
         earlier = EvalResults.load(out)
         fresh = {(c.name, c.group) for c in results.configs}
-        results.configs = [c for c in earlier.configs if (c.name, c.group) not in fresh] + results.configs
+        kept = [c for c in earlier.configs if (c.name, c.group) not in fresh]
+        results.configs = kept + results.configs
+        if store is not None:
+            found = (store.get(e.trajectory_id) for c in kept for e in c.episodes if e.trajectory_id)
+            episodes = [t for t in found if t is not None] + episodes
     results.save(out)
-    report = write_report(results, out)
+    write_episodes(episodes, Path(out) / EPISODES_FILENAME, principles=principle_texts(store, episodes),
+                   title=f"agentkd episodes: {results.metadata.get('student', 'evaluation')}")
+    report = write_report(results, out, episodes=EPISODES_FILENAME)
     console.print(format_table(results))
     console.print(f"report: {report}")
     return results

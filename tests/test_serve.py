@@ -121,3 +121,32 @@ def test_requests_that_arrive_together_are_generated_as_one_batch(model_dir):
 
     replies = asyncio.run(three())
     assert [len(r) for r in replies] == [1, 2, 1] and batcher.batches == [4]
+
+
+def test_eval_takes_a_served_model_as_student_and_as_the_cascade_s_teacher(server, model_dir, tmp_path):
+    pytest.importorskip("langchain_openai")
+    from agentkd.eval.metrics import EvalResults
+
+    env = {**os.environ, "OPENAI_BASE_URL": server, "OPENAI_API_KEY": KEY}
+    base = [sys.executable, "-m", "agentkd.cli", "eval", "--split", "valid_unseen", "--max-tasks", "2",
+            "--max-steps", "2", "--max-new-tokens", "24"]
+    ceiling = subprocess.run([*base, "--student", f"openai:{NAME}", "--configs", "greedy,teacher",
+                              "--out", str(tmp_path / "ceiling")], cwd=ROOT, env=env, capture_output=True,
+                             text=True, timeout=600)
+    assert ceiling.returncode == 0, ceiling.stdout + ceiling.stderr
+    results = EvalResults.load(tmp_path / "ceiling")
+    assert results.metadata["student"] == NAME and [c.name for c in results.configs] == ["greedy", "teacher"]
+    assert results.configs[1].metrics.overall.success_rate == 0  # the expert needs more than 2 steps: real runs
+    greedy = results.configs[0]
+    assert greedy.episodes and all(e.steps == 2 for e in greedy.episodes)
+
+    refused = subprocess.run([*base, "--student", f"openai:{NAME}", "--configs", "sc@4", "--out",
+                              str(tmp_path / "x")], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert refused.returncode == 2 and "need a local student" in refused.stderr
+
+    cascade = subprocess.run([*base, "--student", str(model_dir), "--teacher", f"openai:{NAME}", "--configs",
+                              "sc@2+cascade@1.0", "--out", str(tmp_path / "cascade")], cwd=ROOT, env=env,
+                             capture_output=True, text=True, timeout=600)
+    assert cascade.returncode == 0, cascade.stdout + cascade.stderr
+    results = EvalResults.load(tmp_path / "cascade")
+    assert results.metadata["teacher"] == NAME and results.configs[0].metrics.overall.deferral_rate > 0

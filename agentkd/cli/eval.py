@@ -10,7 +10,10 @@ from agentkd.errors import AgentKDError
 
 @app.command("eval")
 def eval_cmd(
-    student: str = typer.Option(..., help="The student directory (or smollm2-135m, gguf:PATH, a hub name)."),
+    student: str = typer.Option(..., help="The student directory (or smollm2-135m, gguf:PATH, a hub name), or a "
+                                "chat model (openai:MODEL, provider:MODEL) evaluated greedy as a ceiling row."),
+    teacher: str = typer.Option("expert", help="The teacher for the cascade and the teacher row: expert, "
+                                "openai:MODEL, provider:MODEL, or a local model directory/name."),
     env: str = typer.Option("household", help="Environment: household, qa or math."),
     split: str = typer.Option("valid_unseen", help="Split(s), comma-separated."),
     configs: str = typer.Option(None, help="Configurations to compare, comma-separated: greedy, sc@K, and "
@@ -34,6 +37,8 @@ def eval_cmd(
     """Evaluate a student (greedy, self-consistency, in-context distillation, cascade) and write a report."""
     from rich.console import Console
 
+    from agentkd.collect import chat_spec, resolve_teacher
+    from agentkd.envs import EPISODE_LIMITS
     from agentkd.eval.run import evaluate_with_report, parse_configs
     from agentkd.store import ExperienceStore
 
@@ -46,9 +51,13 @@ def eval_cmd(
             name += "+icd" if icd else ""
             name += f"+cascade@{cascade:g}" if cascade is not None else ""
             chosen = parse_configs(name)
+        reply_cap = max_new_tokens or EPISODE_LIMITS.get(env, (50, 96))[1]
+        teacher_policy = resolve_teacher(teacher, env, max_new_tokens=reply_cap)
+        evaluated = resolve_teacher(student, env, max_new_tokens=reply_cap) if chat_spec(student) else student
         experience = ExperienceStore(store) if store else None
         splits = [s.strip() for s in split.split(",") if s.strip()]
-        evaluate_with_report(console, student, chosen, splits, experience, out, env=env, max_tasks=max_tasks,
-                             per_type=per_type, max_steps=max_steps, max_new_tokens=max_new_tokens, workers=workers)
+        evaluate_with_report(console, evaluated, chosen, splits, experience, out, env=env, max_tasks=max_tasks,
+                             per_type=per_type, max_steps=max_steps, max_new_tokens=max_new_tokens, workers=workers,
+                             teacher=teacher_policy)
     except (AgentKDError, ValueError) as exc:  # StoreError is an AgentKDError
         _fail(str(exc))

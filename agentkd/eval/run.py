@@ -86,6 +86,15 @@ def parse_configs(spec: str | Sequence[str]) -> list[EvalConfig]:
     return configs
 
 
+def _policy_only(config: EvalConfig, policy: Any) -> Any:
+    """A student that is a policy (a chat model behind an API) plays ``greedy`` only: sampling, votes,
+    constrained decoding, demonstrations and the cascade need a local model's tokens."""
+    if config.name != "greedy":
+        raise ValueError(f"{config.name}: a chat-model student is evaluated as greedy (its own answers) or beside "
+                         "the teacher; sc@K and the + options need a local student (a directory or model name)")
+    return policy
+
+
 def _policy(config: EvalConfig, engine: Any, teacher: Any, store: Any, env: str, max_new_tokens: int) -> Any:
     from agentkd.distill.demos import DemoRetriever
     from agentkd.replay.cascade import CascadePolicy
@@ -163,8 +172,9 @@ def evaluate(
     """Play every split's tasks once per configuration; returns the results (also in the store, if any).
 
     Args:
-        student: a student directory, or a :class:`~agentkd.replay.engine.ReplayEngine`.
-        teacher: the cascade's teacher policy (default: the environment's expert).
+        student: a student directory, a :class:`~agentkd.replay.engine.ReplayEngine`, or any policy (e.g. a
+            :class:`~agentkd.policies.chat.ChatModelPolicy` over an API model: the ceiling row, greedy only).
+        teacher: the teacher policy, for the cascade and the ``teacher`` row (default: the environment's expert).
         max_tasks: evaluate the first ``max_tasks`` tasks of each split only.
         per_type: evaluate the first ``per_type`` tasks of each task type only (a balanced subset: the
             first tasks of a split are not spread evenly over its types); with ``max_tasks``, this comes first.
@@ -182,13 +192,17 @@ def evaluate(
     from agentkd.policies.expert import ExpertPolicy
     from agentkd.replay.engine import ReplayEngine
 
-    engine = student if isinstance(student, ReplayEngine) else ReplayEngine(student)
+    if isinstance(student, ReplayEngine) or isinstance(student, str | Path):
+        engine, student_policy = (student if isinstance(student, ReplayEngine) else ReplayEngine(student)), None
+    else:  # a policy: it answers through its own model
+        engine, student_policy = None, student
     max_steps = max_steps or EPISODE_LIMITS.get(env, (50, 96))[0]
     max_new_tokens = max_new_tokens or EPISODE_LIMITS.get(env, (50, 96))[1]
     teacher = teacher or ExpertPolicy(env)
     task_types = list(getattr(import_module(f"environments.{env}"), "TASK_TYPES", ()))  # report columns, in order
 
-    results = EvalResults(metadata={"student": engine.name, "env": env, "teacher": teacher.info.name,
+    student_name = engine.name if engine is not None else student_policy.info.name
+    results = EvalResults(metadata={"student": student_name, "env": env, "teacher": teacher.info.name,
                                     "max_steps": max_steps})
     scratch = None
     if store is None:  # collect_async writes as it goes; without a store, keep episodes in memory
@@ -201,7 +215,8 @@ def evaluate(
             tasks = tasks[:max_tasks]
         by_id = {t.task_id: t for t in tasks}
         for config in configs:
-            policy = _policy(config, engine, teacher, store, env, max_new_tokens)
+            policy = (_policy(config, engine, teacher, store, env, max_new_tokens) if engine is not None
+                      else teacher if config.teacher else _policy_only(config, student_policy))
             played: list[Trajectory] = []
 
             def record(traj: Trajectory, name: str = config.name, split: str = split,
@@ -217,10 +232,12 @@ def evaluate(
             plan = plan_episodes(tasks, len(tasks))
             # Each running episode holds its prompt's cache (46 KB a token for the 135M student in float32):
             # `workers` bounds the memory, and the engine keeps no more prefixes than there are episodes running.
-            engine.max_cached = min(len(tasks), workers)
+            if engine is not None:
+                engine.max_cached = min(len(tasks), workers)
             asyncio.run(collect_async(policy, env, plan, target, workers=min(len(tasks), workers),
                                       max_steps=max_steps, on_episode=record))
-            engine.clear()  # these episodes are over
+            if engine is not None:
+                engine.clear()  # these episodes are over
             ids = [trajectory_id(t.task_id, policy.info, 0) for t in tasks]
             fresh = {t.trajectory_id for t in played}
             earlier = [target.get(i) for i in ids if i not in fresh]  # stored by an earlier run of this config

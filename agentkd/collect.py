@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from agentkd.agents.env_agent import BatchingPolicy, build_env_agent, run_episode
 from agentkd.envs import load_tasks, make_env
@@ -177,12 +178,16 @@ async def collect_async(policy: Policy, env_name: str, plan: list[tuple[Task, in
                         workers: int = 8, max_steps: int = 50, flush_every: int = 32, max_failures: int = 10,
                         on_episode: Callable[[Trajectory], None] | None = None,
                         on_stored: Callable[[int], None] | None = None,
-                        on_failure: Callable[[EpisodeFailure], None] | None = None) -> CollectSummary:
+                        on_failure: Callable[[EpisodeFailure], None] | None = None,
+                        tags: Sequence[str] = ("collect",), metadata: dict[str, Any] | None = None,
+                        callbacks: Any = None) -> CollectSummary:
     """Play the planned episodes that the store does not have yet; returns what happened.
 
     A failing episode is recorded in ``summary.failures`` and the others go on; the run stops with
     :class:`CollectionAborted` after more than ``max_failures`` failures or at the first fatal one
     (:func:`is_fatal`), keeping every finished trajectory. A re-run plays the failed episodes again.
+    ``tags``, ``metadata`` and ``callbacks`` go to each episode's LangGraph run, for LangSmith or any
+    LangChain tracer (:func:`~agentkd.agents.env_agent.trace_config`).
     """
     if callable(hold := getattr(store, "hold_writer_lock", None)):
         hold()  # a second process writing into the same store folder fails now, not after playing
@@ -200,7 +205,9 @@ async def collect_async(policy: Policy, env_name: str, plan: list[tuple[Task, in
             env = make_env(env_name, max_steps=max_steps)
             try:
                 agent = build_env_agent(env, batching, max_steps=max_steps)
-                trajectory = await run_episode(agent, task, seed=seed, max_steps=max_steps)
+                trajectory = await run_episode(agent, task, seed=seed, max_steps=max_steps, tags=tags,
+                                               metadata={"policy": policy.info.name, **(metadata or {})},
+                                               callbacks=callbacks)
             except Exception as exc:
                 failure = EpisodeFailure(task.task_id, seed, one_line(exc))
                 summary.failures.append(failure)

@@ -212,3 +212,27 @@ def test_a_provider_teacher_that_cannot_be_made_is_one_line(tmp_path, teacher, s
     result = CliRunner().invoke(app, ["collect", "--teacher", teacher, "--episodes", "1",
                                       "--store", str(tmp_path / "store")])
     assert result.exit_code == 2 and says in result.output and "Traceback" not in result.output
+
+
+def test_each_episode_is_a_named_tagged_run_for_langsmith(tmp_path):
+    from langchain_core.callbacks import BaseCallbackHandler
+
+    class Roots(BaseCallbackHandler):  # what a tracer (LangSmith's among them) receives for each episode's graph
+        def __init__(self):
+            self.runs = []
+
+        def on_chain_start(self, serialized, inputs, *, run_id, parent_run_id=None, tags=None, metadata=None,
+                           **kwargs):
+            if parent_run_id is None:
+                self.runs.append((kwargs.get("name"), tags, metadata))
+
+    roots = Roots()
+    tasks = load_split("valid_seen")
+    collect(ExpertPolicy(), "household", "valid_seen", 2, ExperienceStore(tmp_path / "store"), callbacks=[roots],
+            tags=("eval", "sc@8"), metadata={"configuration": "sc@8"})
+    assert sorted(name for name, _, _ in roots.runs) == [f"household:{t.task_id}" for t in tasks[:2]]
+    name, tags, metadata = roots.runs[0]
+    assert {"agentkd", "household", "valid_seen", "eval", "sc@8"} <= set(tags)
+    assert metadata["configuration"] == "sc@8" and metadata["policy"] == "household-expert"
+    assert {metadata["task_id"], metadata["seed"], metadata["split"]} <= {tasks[0].task_id, tasks[1].task_id, 0,
+                                                                         "valid_seen"}

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, TypedDict
 
 from agentkd.env import Env
@@ -187,8 +187,26 @@ def recursion_limit(max_steps: int) -> int:
     return 2 * max_steps + 10
 
 
-async def run_episode(agent, task: Task, seed: int = 0, max_steps: int = 50) -> Trajectory:
-    state = await agent.ainvoke({"task": task, "seed": seed}, config={"recursion_limit": recursion_limit(max_steps)})
+def trace_config(task: Task, seed: int = 0, tags: Sequence[str] = (), metadata: dict[str, Any] | None = None,
+                 callbacks: Any = None) -> dict[str, Any]:
+    """The run's name, tags and metadata as LangSmith (or any LangChain tracer) shows and searches them:
+    ``household:valid_unseen/0001``, tags ``agentkd``, the env, the split and the caller's (e.g. ``eval``,
+    ``sc@8``), metadata with the task id, type, split and seed."""
+    config: dict[str, Any] = {
+        "run_name": f"{task.env}:{task.task_id}",
+        "tags": ["agentkd", task.env, task.split, *tags],
+        "metadata": {"task_id": task.task_id, "task_type": task.task_type, "split": task.split, "env": task.env,
+                     "seed": seed, **(metadata or {})},
+    }
+    if callbacks is not None:
+        config["callbacks"] = callbacks
+    return config
+
+
+async def run_episode(agent, task: Task, seed: int = 0, max_steps: int = 50, *, tags: Sequence[str] = (),
+                      metadata: dict[str, Any] | None = None, callbacks: Any = None) -> Trajectory:
+    config = trace_config(task, seed, tags, metadata, callbacks) | {"recursion_limit": recursion_limit(max_steps)}
+    state = await agent.ainvoke({"task": task, "seed": seed}, config=config)
     return state["trajectory"]
 
 

@@ -235,7 +235,8 @@ def evaluate(
             if engine is not None:
                 engine.max_cached = min(len(tasks), workers)
             asyncio.run(collect_async(policy, env, plan, target, workers=min(len(tasks), workers),
-                                      max_steps=max_steps, on_episode=record))
+                                      max_steps=max_steps, on_episode=record, tags=("eval", config.name),
+                                      metadata={"configuration": config.name, "student": student_name}))
             if engine is not None:
                 engine.clear()  # these episodes are over
             ids = [trajectory_id(t.task_id, policy.info, 0) for t in tasks]

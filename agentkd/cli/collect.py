@@ -7,14 +7,14 @@ import time
 
 import typer
 
-from agentkd.cli.common import DEFAULT_STORE, _fail, app
+from agentkd.cli.common import _SPLIT_HELP, DEFAULT_STORE, _fail, _notes, app
 from agentkd.errors import AgentKDError
 
 
 @app.command()
 def collect(
-    env: str = typer.Option("household", help="Environment: household, qa or math."),
-    split: str = typer.Option("train", help="Split to draw tasks from."),
+    env: str = typer.Option("household", help="Environment: household, qa, math, or one an installed package adds."),
+    split: str = typer.Option("train", help="Split to draw tasks from: " + _SPLIT_HELP + "."),
     teacher: str = typer.Option("expert", help="expert, openai:MODEL, or a local Hugging Face model dir/name."),
     episodes: int = typer.Option(100, min=1, help="Episodes in the run (episode i plays task i mod split size)."),
     store: str = typer.Option(DEFAULT_STORE, help="Store folder, or http://host:port of a Chroma server."),
@@ -43,11 +43,14 @@ def collect(
 
     from agentkd.collect import collect_async, plan_episodes, resolve_teacher
     from agentkd.envs import load_tasks
+    from agentkd.splits import split_name
     from agentkd.store import ExperienceStore, StoreError
 
     console = Console(soft_wrap=True)
     try:
-        plan = plan_episodes(load_tasks(env, split), episodes)
+        with _notes():
+            tasks = load_tasks(env, split)
+        plan = plan_episodes(tasks, episodes)
         policy = resolve_teacher(teacher, env, first_thought=first_thought, temperature=temperature, prices=prices,
                                  mistake_rate=mistake_rate)
         experience = ExperienceStore(store)
@@ -59,7 +62,7 @@ def collect(
                TimeElapsedColumn(), TimeRemainingColumn()]
     counters = {"done": 0, "won": 0, "steps": 0, "stored": 0, "t0": time.perf_counter()}
     with Progress(*columns, console=console, disable=not console.is_terminal) as progress:
-        bar = progress.add_task(f"{env}/{split} <- {policy.info.name}", total=episodes, rate="-", speed="-")
+        bar = progress.add_task(f"{env}/{split_name(split)} <- {policy.info.name}", total=episodes, rate="-", speed="-")
 
         def on_episode(trajectory) -> None:
             counters["done"] += 1

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import typer
 
-from agentkd.cli.common import _fail, app
+from agentkd.cli.common import _SPLIT_HELP, _fail, _notes, app
 from agentkd.errors import AgentKDError
 
 
 @app.command("eval")
 def eval_cmd(
     student: str = typer.Option(..., help="The student directory (or smollm2-135m, gguf:PATH, a hub name)."),
-    env: str = typer.Option("household", help="Environment: household, qa or math."),
-    split: str = typer.Option("valid_unseen", help="Split(s), comma-separated."),
+    env: str = typer.Option("household", help="Environment: household, qa, math, or one an installed package adds."),
+    split: str = typer.Option("valid_unseen", help="Split(s), comma-separated: " + _SPLIT_HELP + "."),
     configs: str = typer.Option(None, help="Configurations to compare, comma-separated: greedy, sc@K, and "
                                 "+icd / +principles / +cascade@T / +constrained / +noloop suffixes (e.g. "
                                 "greedy,sc@8,sc@8+cascade@0.5,sc@8+constrained); teacher: the teacher itself, "
@@ -48,7 +48,9 @@ def eval_cmd(
             chosen = parse_configs(name)
         experience = ExperienceStore(store) if store else None
         splits = [s.strip() for s in split.split(",") if s.strip()]
-        evaluate_with_report(console, student, chosen, splits, experience, out, env=env, max_tasks=max_tasks,
-                             per_type=per_type, max_steps=max_steps, max_new_tokens=max_new_tokens, workers=workers)
+        with _notes():
+            evaluate_with_report(console, student, chosen, splits, experience, out, env=env, max_tasks=max_tasks,
+                                 per_type=per_type, max_steps=max_steps, max_new_tokens=max_new_tokens,
+                                 workers=workers)
     except (AgentKDError, ValueError) as exc:  # StoreError is an AgentKDError
         _fail(str(exc))

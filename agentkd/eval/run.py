@@ -180,8 +180,9 @@ def evaluate(
     from agentkd.replay.engine import ReplayEngine
     from agentkd.splits import split_name
 
-    engine = student if isinstance(student, ReplayEngine) else ReplayEngine(student)
     spec = get_spec(env)
+    loaded = {source: spec.load_split(source) for source in splits}  # bad splits fail before the model loads
+    engine = student if isinstance(student, ReplayEngine) else ReplayEngine(student)
     max_steps = max_steps or spec.max_steps
     max_new_tokens = max_new_tokens or spec.max_new_tokens
     teacher = teacher or ExpertPolicy(env)
@@ -191,8 +192,7 @@ def evaluate(
     scratch = None
     if store is None:  # collect_async writes as it goes; without a store, keep episodes in memory
         scratch = MemoryStore()
-    for source in splits:
-        tasks = spec.load_split(source)
+    for source, tasks in loaded.items():
         split = split_name(source)  # a path's tasks carry its name (what the report and the store show)
         # Report columns, in order: a named split lists all of its environment's types, even without episodes.
         task_types = list(spec.task_types) if source in spec.splits else []

@@ -73,14 +73,16 @@ def load_game_folder(path: Path) -> list[Task]:
         try:
             world = load_game(file)
         except GameFileError as exc:
-            if not official:
-                skipped.append(f"{file}: {exc.problem} (the official engine would try it: "
-                               "pip install -e '.[official]')")
-                continue
             try:
-                tasks.append(_official_task(file, task_id, split, len(tasks)))
-            except GameFileError as unreadable:
+                task = _official_task(file, task_id, split, len(tasks))
+            except GameFileError as unreadable:  # no engine reads it
                 skipped.append(f"{file}: {unreadable.problem}")
+                continue
+            if official:
+                tasks.append(task)
+            else:
+                skipped.append(f"{file}: {exc.problem} (the official engine would play it: "
+                               "pip install -e '.[official]')")
             continue
         tasks.append(Task(task_id=task_id, env="household", split=split, task_type=world.goal.task_type,
                           goal=world.goal_text, index=len(tasks), params={"game_file": str(file.resolve())}))

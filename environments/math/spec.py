@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import partial
 
+import environments.math as package  # what CodeEnv asks for: intro, expert_step, score (and tools)
 from agentkd.env import EnvSpec
 from environments.code_env import CodeEnv
 
@@ -19,6 +20,6 @@ SPEC = EnvSpec(
     task_types=TASK_TYPES,
     splits=SPLITS.names,
     load_split=load_split,
-    make_env=partial(CodeEnv, "math"),
+    make_env=partial(CodeEnv, "math", tasks=package),
     description=f"math problems solved in Python code; --split also takes a GSM8K-style .jsonl ({TASK_TYPE})",
 )

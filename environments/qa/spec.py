@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import partial
 
+import environments.qa as package  # what CodeEnv asks for: intro, expert_step, score (and tools)
 from agentkd.env import EnvSpec
 from environments.code_env import CodeEnv
 
@@ -18,6 +19,6 @@ SPEC = EnvSpec(
     task_types=tuple(TEMPLATES),
     splits=SPLITS.names,
     load_split=load_split,
-    make_env=partial(CodeEnv, "qa"),
+    make_env=partial(CodeEnv, "qa", tasks=package),
     description="multi-hop questions answered with search() in Python code; --split also takes HotpotQA files",
 )

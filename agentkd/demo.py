@@ -43,14 +43,14 @@ class DemoConfig:
     configs: str = "greedy,sc@8,sc@8+constrained"
     splits: tuple[str, ...] = ("valid_unseen",)
     max_tasks: int | None = 24  # per split, the first ones (None: all of them)
-    max_steps: int | None = None  # None: the environment's EPISODE_LIMITS
+    max_steps: int | None = None  # None: the environment's (its EnvSpec.max_steps)
     stage_seconds: dict[str, float] = field(default_factory=dict)
 
 
 def run_demo(config: DemoConfig, console: Any, on_stage: Any = None) -> Any:
     """Run the whole pipeline; returns the evaluation results (also written to ``workdir/report``)."""
     from agentkd.collect import collect_async, plan_episodes
-    from agentkd.envs import EPISODE_LIMITS, load_tasks
+    from agentkd.envs import get_spec, load_tasks
     from agentkd.policies.expert import ExpertPolicy
     from agentkd.replay.engine import ReplayEngine
     from agentkd.replay.policy import StudentPolicy
@@ -58,11 +58,10 @@ def run_demo(config: DemoConfig, console: Any, on_stage: Any = None) -> Any:
     from agentkd.train.redi import RediRunConfig, train_redi
     from agentkd.train.sft import SFTRunConfig, train_sft
 
-    if config.env not in EPISODE_LIMITS:
-        raise ValueError(f"unknown environment {config.env!r}; the demo runs {', '.join(EPISODE_LIMITS)}")
+    spec = get_spec(config.env)  # an unknown name: UnknownEnvironmentError, listing the environments
     env = config.env
-    max_steps = config.max_steps or EPISODE_LIMITS[env][0]
-    max_new_tokens = EPISODE_LIMITS[env][1]
+    max_steps = config.max_steps or spec.max_steps
+    max_new_tokens = spec.max_new_tokens
     root = Path(config.workdir)
     students = root / "students" if env == "household" else root / "students" / env
     store = ExperienceStore(root / "store", spool_dir=root / "spool")

@@ -18,15 +18,25 @@ act as the teacher in tests. It does so by defining the optional method::
 
 It is left out of the protocol so that environments without an expert still satisfy it; check
 for it with :func:`has_expert`.
+
+Each environment declares itself to the registry (:mod:`agentkd.envs`) with an :class:`EnvSpec`:
+its name, how its actions are written, its episode limits, task types, splits and factory.
 """
 
 from __future__ import annotations
 
-from typing import Any, Protocol, runtime_checkable
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol, runtime_checkable
 
+from agentkd.errors import AgentKDError
 from agentkd.schema import Task
+from agentkd.splits import task_at
 
-__all__ = ["Env", "has_expert", "task_at"]
+__all__ = ["ACTION_FORMATS", "Env", "EnvSpec", "EnvSpecError", "has_expert", "task_at"]
+
+#: How an environment's actions are written: one command line, or a block of Python code.
+ACTION_FORMATS = ("text", "code")
 
 
 @runtime_checkable
@@ -61,8 +71,65 @@ def has_expert(env: object) -> bool:
     return callable(getattr(env, "expert_action", None))
 
 
-def task_at(tasks: list[Task], split: str, index: int) -> Task:
-    """``tasks[index]`` of a split, with an error that names the split's range (each env's ``get_task``)."""
-    if not 0 <= index < len(tasks):
-        raise IndexError(f"{split} has tasks 0..{len(tasks) - 1}; no task {index}")
-    return tasks[index]
+class EnvSpecError(AgentKDError, ValueError):
+    """An environment declaration that cannot be used (a bad field, or an entry point that is no spec)."""
+
+
+@dataclass(frozen=True)
+class EnvSpec:
+    """What the rest of agentkd needs to know about an environment, declared by the environment itself.
+
+    Example (a package's ``agentkd.environments`` entry point points at such an object)::
+
+        SPEC = EnvSpec(name="lights", action_format="text", max_steps=10, max_new_tokens=32,
+                       task_types=("switch",), splits=("train", "valid_unseen"),
+                       load_split=load_split, make_env=LightsEnv)
+
+    Args:
+        name: the name on the command line and in ``Task.env``.
+        action_format: ``"text"`` (one command per step) or ``"code"`` (a Python block per step, run in a sandbox).
+        max_steps: the step limit of an evaluated episode.
+        max_new_tokens: the token cap of a student's reply.
+        task_types: the task types, in the order reports list them.
+        splits: the named splits ``load_split`` knows.
+        load_split: ``load_split(split)`` → the tasks of a named split, or of a path to the user's own files.
+        make_env: ``make_env(max_steps=N, **options)`` → a fresh environment (one per concurrent episode).
+        description: one line for ``--help`` texts and listings.
+    """
+
+    name: str
+    action_format: Literal["text", "code"]
+    max_steps: int
+    max_new_tokens: int
+    task_types: tuple[str, ...]
+    splits: tuple[str, ...]
+    load_split: Callable[[str], list[Task]]
+    make_env: Callable[..., Env]
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        problems = []
+        if not isinstance(self.name, str) or not self.name.strip() or self.name != self.name.strip():
+            problems.append(f"name must be a non-empty word, not {self.name!r}")
+        if self.action_format not in ACTION_FORMATS:
+            problems.append(f"action_format must be one of {', '.join(ACTION_FORMATS)}, not {self.action_format!r}")
+        for field in ("max_steps", "max_new_tokens"):
+            value = getattr(self, field)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                problems.append(f"{field} must be a positive int, not {value!r}")
+        for field in ("task_types", "splits"):
+            value = getattr(self, field)
+            if isinstance(value, str) or not all(isinstance(v, str) for v in value):
+                problems.append(f"{field} must be a tuple of names, not {value!r}")
+        for field in ("load_split", "make_env"):
+            if not callable(getattr(self, field)):
+                problems.append(f"{field} must be callable")
+        if problems:
+            raise EnvSpecError(f"environment spec {self.name!r}: " + "; ".join(problems))
+        object.__setattr__(self, "task_types", tuple(self.task_types))
+        object.__setattr__(self, "splits", tuple(self.splits))
+
+    @property
+    def is_code(self) -> bool:
+        """Whether actions are Python code."""
+        return self.action_format == "code"

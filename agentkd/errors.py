@@ -6,8 +6,22 @@ those still catches it.
 
 from __future__ import annotations
 
-__all__ = ["AgentKDError"]
+__all__ = ["AgentKDError", "FileFormatError"]
 
 
 class AgentKDError(Exception):
     """An error agentkd raises on purpose: bad input, a missing model or store, a failed sandbox."""
+
+
+class FileFormatError(AgentKDError, ValueError):
+    """A file (or one line of it) that is not what agentkd expected: the message is ``FILE:LINE: PROBLEM``.
+
+    ``line`` is None where the problem is the whole file (missing, unreadable, empty).
+    """
+
+    def __init__(self, path: object, line: int | None, problem: str) -> None:
+        where = f"{path}:{line}" if line is not None else str(path)
+        super().__init__(f"{where}: {problem}")
+        self.path = path
+        self.line = line
+        self.problem = problem

@@ -64,10 +64,13 @@ def render_result(result: Any, limit: int = MAX_OBSERVATION_CHARS) -> str:
 
 
 class CodeEnv:
-    """A code-action environment for the tasks of ``environments.<name>`` (``qa`` or ``math``).
+    """A code-action environment for the tasks of ``environments.<name>`` (``qa`` or ``math``), or of ``tasks``.
 
     Args:
-        name: the task package (and ``Task.env``).
+        name: the environment (``Task.env``).
+        tasks: what supplies ``intro(task)``, ``expert_step(task, observations)``, ``score(answer, task)`` and,
+            optionally, ``tools(task)`` (a module or any object; an environment package of its own can pass
+            itself). Default: the package ``environments.<name>``.
         timeout_s, memory_mb, isolation: the sandbox's limits and isolation mode (see
             :class:`~agentkd.tools.CodeSandbox`).
         max_steps: accepted for the registry's uniform call; the episode's step cap lives in the agent.
@@ -75,10 +78,10 @@ class CodeEnv:
 
     action_format = "code"
 
-    def __init__(self, name: str, *, timeout_s: float = 10.0, memory_mb: int = 512, isolation: str = "auto",
-                 max_steps: int | None = None):
+    def __init__(self, name: str, *, tasks: Any = None, timeout_s: float = 10.0, memory_mb: int = 512,
+                 isolation: str = "auto", max_steps: int | None = None):
         self.name = name
-        self.tasks = import_module(f"environments.{name}")
+        self.tasks = tasks if tasks is not None else import_module(f"environments.{name}")
         self.sandbox_options = {"timeout_s": timeout_s, "memory_mb": memory_mb, "isolation": isolation}
         self.task: Task | None = None
         self.sandbox: Any = None

@@ -22,7 +22,7 @@ PACKAGES = ("agentkd", "environments")
 #: package and everything under it, except a top-level package name, which names its ``__init__`` only
 #: (so a new subpackage has to be placed here on purpose). Keep ARCHITECTURE.md in step.
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("agentkd", "agentkd.errors", "agentkd.schema", "agentkd.env", "agentkd.models"),
+    ("agentkd", "agentkd.errors", "agentkd.schema", "agentkd.env", "agentkd.splits", "agentkd.models"),
     ("agentkd.store",),
     ("agentkd.tools",),
     ("environments", "environments.household", "environments.qa", "environments.math", "environments.code_env"),
@@ -200,6 +200,7 @@ def test_the_check_catches_upward_lazy_relative_imports_and_cycles(tmp_path):
 # Importing these stays instant: heavy libraries (and heavy parts of our own) load when first used.
 LIGHT = {
     "agentkd.cli": ("torch", "transformers", "chromadb", "textworld", "environments", "starlette", "uvicorn"),
+    "agentkd.envs": ("environments",),  # the registry imports an environment when its name is asked about
     "agentkd.eval, agentkd.eval.report": ("matplotlib",),
     "agentkd.policies, agentkd.models": ("torch", "transformers", "langchain_core"),
     "agentkd.store": ("chromadb", "torch", "datasets"),

@@ -63,7 +63,7 @@ def index(qa_cache, embedder):
 
 def test_splits_are_deterministic_and_sized():
     first = {name: [t.to_json() for t in load_split(name)] for name in SPLITS}
-    generator_module._split.cache_clear()
+    generator_module.build_split.cache_clear()
     build_world.cache_clear()
     again = {name: [t.to_json() for t in load_split(name)] for name in SPLITS}
     assert first == again

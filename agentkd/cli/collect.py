@@ -7,14 +7,14 @@ import time
 
 import typer
 
-from agentkd.cli.common import DEFAULT_STORE, _fail, app
+from agentkd.cli.common import _SPLIT_HELP, DEFAULT_STORE, _fail, _notes, app
 from agentkd.errors import AgentKDError
 
 
 @app.command()
 def collect(
-    env: str = typer.Option("household", help="Environment: household, qa or math."),
-    split: str = typer.Option("train", help="Split to draw tasks from."),
+    env: str = typer.Option("household", help="Environment: household, qa, math, or one an installed package adds."),
+    split: str = typer.Option("train", help="Split to draw tasks from: " + _SPLIT_HELP + "."),
     teacher: str = typer.Option("expert", help="expert; openai:MODEL (any OpenAI-compatible server via "
                                 "OPENAI_BASE_URL); provider:MODEL (any LangChain chat model, e.g. "
                                 "anthropic:claude-...); or a local Hugging Face model dir/name."),
@@ -51,11 +51,14 @@ def collect(
 
     from agentkd.collect import collect_async, parse_shard, plan_episodes, resolve_teacher
     from agentkd.envs import load_tasks
+    from agentkd.splits import split_name
     from agentkd.store import ExperienceStore
 
     console = Console(soft_wrap=True)
     try:
-        plan = plan_episodes(load_tasks(env, split), episodes, parse_shard(shard))
+        with _notes():
+            tasks = load_tasks(env, split)
+        plan = plan_episodes(tasks, episodes, parse_shard(shard))
         policy = resolve_teacher(teacher, env, first_thought=first_thought, temperature=temperature, prices=prices,
                                  mistake_rate=mistake_rate, max_new_tokens=max_new_tokens)
         experience = ExperienceStore(store)
@@ -67,7 +70,8 @@ def collect(
                TimeElapsedColumn(), TimeRemainingColumn()]
     counters = {"done": 0, "won": 0, "steps": 0, "stored": 0, "t0": time.perf_counter()}
     with Progress(*columns, console=console, disable=not console.is_terminal) as progress:
-        bar = progress.add_task(f"{env}/{split} <- {policy.info.name}", total=len(plan), rate="-", speed="-")
+        bar = progress.add_task(f"{env}/{split_name(split)} <- {policy.info.name}", total=len(plan), rate="-",
+                                speed="-")
 
         def on_episode(trajectory) -> None:
             counters["done"] += 1

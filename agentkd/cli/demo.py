@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from agentkd.cli.common import _STUDENT_HELP, _fail, app
+from agentkd.cli.common import _SPLIT_HELP, _STUDENT_HELP, _fail, _notes, app
 from agentkd.errors import AgentKDError
 
 
@@ -21,7 +21,7 @@ def demo(
     rollouts: int = typer.Option(None, min=0, help="SFT-student episodes on train for REDI (0: skip REDI; default: "
                                  "64 for a tiny student, 0 for a pretrained one)."),
     configs: str = typer.Option("greedy,sc@8,sc@8+constrained", help="Configurations to evaluate."),
-    split: str = typer.Option("valid_unseen", help="Splits to evaluate on, comma-separated."),
+    split: str = typer.Option("valid_unseen", help="Splits to evaluate on, comma-separated: " + _SPLIT_HELP + "."),
     max_tasks: int = typer.Option(24, min=0, help="Evaluate the first N tasks of each split (0: all of them)."),
     max_steps: int = typer.Option(None, min=1, help="Step limit per episode (default: 20 household, 8 qa, "
                                   "6 math)."),
@@ -39,6 +39,7 @@ def demo(
                         redi=rollouts > 0, configs=configs, max_tasks=max_tasks or None, max_steps=max_steps,
                         splits=tuple(s.strip() for s in split.split(",") if s.strip()))
     try:
-        run_demo(config, console)
+        with _notes():
+            run_demo(config, console)
     except (AgentKDError, ValueError) as exc:  # StoreError is an AgentKDError
         _fail(str(exc))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from agentkd.cli.common import _fail, app
+from agentkd.cli.common import _SPLIT_HELP, _fail, _notes, app
 from agentkd.errors import AgentKDError
 
 
@@ -14,8 +14,8 @@ def eval_cmd(
                                 "chat model (openai:MODEL, provider:MODEL) evaluated greedy as a ceiling row."),
     teacher: str = typer.Option("expert", help="The teacher for the cascade and the teacher row: expert, "
                                 "openai:MODEL, provider:MODEL, or a local model directory/name."),
-    env: str = typer.Option("household", help="Environment: household, qa or math."),
-    split: str = typer.Option("valid_unseen", help="Split(s), comma-separated."),
+    env: str = typer.Option("household", help="Environment: household, qa, math, or one an installed package adds."),
+    split: str = typer.Option("valid_unseen", help="Split(s), comma-separated: " + _SPLIT_HELP + "."),
     configs: str = typer.Option(None, help="Configurations to compare, comma-separated: greedy, sc@K, and "
                                 "+icd / +principles / +cascade@T / +constrained / +noloop suffixes (e.g. "
                                 "greedy,sc@8,sc@8+cascade@0.5,sc@8+constrained); teacher: the teacher itself, "
@@ -38,7 +38,7 @@ def eval_cmd(
     from rich.console import Console
 
     from agentkd.collect import chat_spec, resolve_teacher
-    from agentkd.envs import EPISODE_LIMITS
+    from agentkd.envs import get_spec
     from agentkd.eval.run import evaluate_with_report, parse_configs
     from agentkd.store import ExperienceStore
 
@@ -51,13 +51,14 @@ def eval_cmd(
             name += "+icd" if icd else ""
             name += f"+cascade@{cascade:g}" if cascade is not None else ""
             chosen = parse_configs(name)
-        reply_cap = max_new_tokens or EPISODE_LIMITS.get(env, (50, 96))[1]
+        reply_cap = max_new_tokens or get_spec(env).max_new_tokens
         teacher_policy = resolve_teacher(teacher, env, max_new_tokens=reply_cap)
         evaluated = resolve_teacher(student, env, max_new_tokens=reply_cap) if chat_spec(student) else student
         experience = ExperienceStore(store) if store else None
         splits = [s.strip() for s in split.split(",") if s.strip()]
-        evaluate_with_report(console, evaluated, chosen, splits, experience, out, env=env, max_tasks=max_tasks,
-                             per_type=per_type, max_steps=max_steps, max_new_tokens=max_new_tokens, workers=workers,
-                             teacher=teacher_policy)
+        with _notes():
+            evaluate_with_report(console, evaluated, chosen, splits, experience, out, env=env, max_tasks=max_tasks,
+                                 per_type=per_type, max_steps=max_steps, max_new_tokens=max_new_tokens,
+                                 workers=workers, teacher=teacher_policy)
     except (AgentKDError, ValueError) as exc:  # StoreError is an AgentKDError
         _fail(str(exc))

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import typer
 
-from agentkd.cli.common import _fail, app
+from agentkd.cli.common import _fail, _notes, app
 from agentkd.errors import AgentKDError
 
 
 @app.command()
 def play(
     env: str = typer.Argument("household", help="Environment to play (household)."),
-    split: str = typer.Option("valid_unseen", help="train, valid_seen or valid_unseen."),
+    split: str = typer.Option("valid_unseen", help="train, valid_seen, valid_unseen, or a folder of ALFWorld games."),
     index: int = typer.Option(0, help="Task index within the split."),
     game_file: str = typer.Option(None, "--game-file", help="Play an official game.tw-pddl file instead."),
     expert: bool = typer.Option(False, "--expert", help="Watch the expert play, with its thoughts."),
@@ -27,7 +27,8 @@ def play(
 
     console = Console(soft_wrap=True)  # keep game text unbroken, so commands can be copied
     try:
-        task = task_from_game_file(game_file) if game_file else get_task(split, index)
+        with _notes():
+            task = task_from_game_file(game_file) if game_file else get_task(split, index)
         environment = HouseholdEnv(backend=backend)
         obs = environment.reset(task)
     except (AgentKDError, ValueError, IndexError, GameFileError, ImportError, OSError) as exc:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from agentkd.cli.common import _MINUTES_HELP, _STUDENT_HELP, DEFAULT_STORE, _fail, _open_store, app
+from agentkd.cli.common import _MINUTES_HELP, _SPLIT_HELP, _STUDENT_HELP, DEFAULT_STORE, _fail, _open_store, app
 from agentkd.errors import AgentKDError
 
 train_app = typer.Typer(no_args_is_help=True, help="Train students: sft, then redi, then grpo.")
@@ -52,7 +52,8 @@ def train_sft_cmd(
     student: str = typer.Option("tiny", help=_STUDENT_HELP),
     out: str = typer.Option(..., help="Directory for the trained student."),
     env: str = typer.Option("household", help="Train on this environment's trajectories."),
-    split: str = typer.Option("train", help="Train on this split's trajectories."),
+    split: str = typer.Option("train", help="Train on this split's trajectories (a name, or the path they were "
+                              "collected from: its folder name or file stem is the split)."),
     epochs: float = typer.Option(3.0, help="Passes over the data."),
     max_steps: int = typer.Option(-1, help="Optimizer steps (overrides --epochs when > 0)."),
     batch_size: int = typer.Option(8, min=1, help="Examples (packed rows) per step."),
@@ -85,7 +86,8 @@ def train_redi_cmd(
     student: str = typer.Option(..., help="The SFT student's directory (or any model: " + _STUDENT_HELP + ")"),
     out: str = typer.Option(..., help="Directory for the refined student."),
     env: str = typer.Option("household", help="Use this environment's trajectories."),
-    split: str = typer.Option("train", help="Use this split's trajectories."),
+    split: str = typer.Option("train", help="Use this split's trajectories (a name, or the path they were "
+                              "collected from)."),
     alpha: float = typer.Option(0.8, help="Weight of the negative (failed) term."),
     epochs: float = typer.Option(1.0, help="Passes over the pairs."),
     max_steps: int = typer.Option(-1, help="Optimizer steps (overrides --epochs when > 0)."),
@@ -112,7 +114,7 @@ def train_grpo_cmd(
     student: str = typer.Option(..., help=_STUDENT_HELP),
     out: str = typer.Option(..., help="Directory for the trained student."),
     env: str = typer.Option("household", help="Environment to play in."),
-    split: str = typer.Option("train", help="Split whose tasks are played."),
+    split: str = typer.Option("train", help="Split whose tasks are played: " + _SPLIT_HELP + "."),
     max_tasks: int = typer.Option(64, min=1, help="Tasks drawn from the split."),
     max_steps: int = typer.Option(100, min=1, help="Optimizer steps."),
     num_generations: int = typer.Option(8, min=2, help="Episodes per task in a group."),

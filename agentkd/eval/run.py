@@ -19,7 +19,6 @@ import re
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from importlib import import_module
 from pathlib import Path
 from typing import Any
 
@@ -179,7 +178,7 @@ def evaluate(
         per_type: evaluate the first ``per_type`` tasks of each task type only (a balanced subset: the
             first tasks of a split are not spread evenly over its types); with ``max_tasks``, this comes first.
         max_steps, max_new_tokens: an episode's step limit and a reply's token cap (default: the
-            environment's, see ``agentkd.envs.EPISODE_LIMITS``).
+            environment's, see :class:`agentkd.env.EnvSpec`).
         workers: episodes played at once (their steps share one batched forward pass; each holds its
             prompt's cache, so this bounds the memory: 16 long household episodes of the 135M student
             take a few GB, 48 overflowed 24 GB).
@@ -188,18 +187,20 @@ def evaluate(
         trajectories: if given, every evaluated trajectory (played now or found in the store) is appended to it.
     """
     from agentkd.collect import collect_async, plan_episodes
-    from agentkd.envs import EPISODE_LIMITS, load_tasks
+    from agentkd.envs import get_spec
     from agentkd.policies.expert import ExpertPolicy
     from agentkd.replay.engine import ReplayEngine
+    from agentkd.splits import split_name
 
+    spec = get_spec(env)
+    loaded = {source: spec.load_split(source) for source in splits}  # bad splits fail before the model loads
     if isinstance(student, ReplayEngine) or isinstance(student, str | Path):
         engine, student_policy = (student if isinstance(student, ReplayEngine) else ReplayEngine(student)), None
     else:  # a policy: it answers through its own model
         engine, student_policy = None, student
-    max_steps = max_steps or EPISODE_LIMITS.get(env, (50, 96))[0]
-    max_new_tokens = max_new_tokens or EPISODE_LIMITS.get(env, (50, 96))[1]
+    max_steps = max_steps or spec.max_steps
+    max_new_tokens = max_new_tokens or spec.max_new_tokens
     teacher = teacher or ExpertPolicy(env)
-    task_types = list(getattr(import_module(f"environments.{env}"), "TASK_TYPES", ()))  # report columns, in order
 
     student_name = engine.name if engine is not None else student_policy.info.name
     results = EvalResults(metadata={"student": student_name, "env": env, "teacher": teacher.info.name,
@@ -207,8 +208,10 @@ def evaluate(
     scratch = None
     if store is None:  # collect_async writes as it goes; without a store, keep episodes in memory
         scratch = MemoryStore()
-    for split in splits:
-        tasks = load_tasks(env, split)
+    for source, tasks in loaded.items():
+        split = split_name(source)  # a path's tasks carry its name (what the report and the store show)
+        # Report columns, in order: a named split lists all of its environment's types, even without episodes.
+        task_types = list(spec.task_types) if source in spec.splits else []
         if per_type is not None:
             tasks = _first_per_type(tasks, per_type)
         if max_tasks is not None:

@@ -31,7 +31,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from agentkd.errors import AgentKDError
+from agentkd.errors import AgentKDError, FileFormatError
 
 __all__ = [
     "BM25",
@@ -39,6 +39,7 @@ __all__ = [
     "CorpusIndex",
     "CorpusIndexError",
     "Document",
+    "document_from_json",
     "SearchHit",
     "embedder_name",
     "format_hits",
@@ -78,14 +79,11 @@ class SearchHit(BaseModel):
     score: float
 
 
-class CorpusFormatError(AgentKDError, ValueError):
+class CorpusFormatError(FileFormatError):
     """A corpus file or line is not a document; names the file and, for JSONL, the line number."""
 
     def __init__(self, path: Path, line: int | None, reason: str) -> None:
-        where = f"{path}:{line}" if line is not None else str(path)
-        super().__init__(f"{where}: not a corpus document: {reason}")
-        self.path = path
-        self.line = line
+        super().__init__(path, line, f"not a corpus document: {reason}")
 
 
 class CorpusIndexError(AgentKDError, RuntimeError):
@@ -104,7 +102,9 @@ def _joined(value: Any) -> str | None:
     return None
 
 
-def _document_from_json(record: Any) -> Document:
+def document_from_json(record: Any) -> Document:
+    """A document from one JSON record: ``{"id", "title", "text"}``, HotpotQA's ``{"title", "sentences"}`` or a
+    ``[title, sentences]`` context pair; ValueError says what is wrong with it."""
     if isinstance(record, list) and len(record) == 2 and isinstance(record[0], str):
         record = {"title": record[0], "sentences": record[1]}  # a HotpotQA context pair
     if not isinstance(record, dict):
@@ -130,7 +130,7 @@ def _load_jsonl(path: Path) -> Iterator[Document]:
             if not line.strip():
                 continue
             try:
-                yield _document_from_json(json.loads(line))
+                yield document_from_json(json.loads(line))
             except ValueError as exc:  # json.JSONDecodeError is a ValueError too
                 raise CorpusFormatError(path, number, str(exc)) from exc
 

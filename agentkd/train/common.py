@@ -19,6 +19,7 @@ from typing import Any, ClassVar
 from agentkd.distill.datasets import DataReport, EmptyDatasetError, trajectory_messages
 from agentkd.models.student import StudentCard
 from agentkd.schema import Trajectory
+from agentkd.splits import split_name
 
 __all__ = ["SUMMARY_FILE", "StageConfig", "finish_run", "load_trajectories", "student_texts", "time_budget_callback",
            "tokens_trained", "training_arguments"]
@@ -27,7 +28,12 @@ SUMMARY_FILE = "training_summary.json"
 
 
 def load_trajectories(store: Any, **filters: Any) -> list[Trajectory]:
-    """All trajectories matching ``filters``; a clear error when there are none."""
+    """All trajectories matching ``filters``; a clear error when there are none.
+
+    A ``split`` given as the path the tasks were read from matches the name its tasks carry (:func:`split_name`).
+    """
+    if filters.get("split"):
+        filters["split"] = split_name(filters["split"])
     trajectories = list(store.iterate(**filters))
     if not trajectories:
         shown = ", ".join(f"{k}={v}" for k, v in filters.items() if v is not None) or "any"

@@ -22,6 +22,7 @@ from typing import Any
 
 from agentkd.distill.datasets import EmptyDatasetError, icd_step_examples, sft_conversations
 from agentkd.models.student import PromptFormat, apply_lora, resolve_student
+from agentkd.splits import split_name
 from agentkd.train.common import (
     StageConfig,
     finish_run,
@@ -128,7 +129,7 @@ def train_sft(store: Any, student: str | Path, out_dir: str | Path, config: SFTR
             raise ValueError("--icd needs an environment and a split: demonstrations come from its teacher steps")
         card.prompt = PromptFormat(max_history=config.icd_history, show_admissible=False, demos=True)
         # The same demonstrations, counted in the same tokens, as at replay (agentkd.eval.run builds its own).
-        retriever = DemoRetriever(store, config.env, split=config.split,
+        retriever = DemoRetriever(store, config.env, split=split_name(config.split),
                                   count_tokens=lambda text: len(tokenizer.encode(text, add_special_tokens=False)))
         rows, report = icd_step_examples(trajectories, retriever, tokenizer, fmt=card.prompt,
                                          max_length=config.max_length, task_types=config.task_types,

@@ -9,12 +9,14 @@
 
 from .env import BACKENDS, HouseholdEnv, normalize_action, task_from_game_file
 from .expert import HouseholdExpert, solve
-from .generator import MAX_STEPS, SPLIT_SIZES, TASK_TYPES, get_task, load_split, world_for_task
+from .games import SkippedGamesWarning, load_game_folder
+from .generator import MAX_STEPS, SPLIT_SIZES, TASK_TYPES, world_for_task
 from .pddl import GameFileError, export_game, load_game
+from .splits import get_task, load_split
 from .world import World
 
 __all__ = [
     "BACKENDS", "MAX_STEPS", "SPLIT_SIZES", "TASK_TYPES", "GameFileError", "HouseholdEnv", "HouseholdExpert",
-    "World", "export_game", "get_task", "load_game", "load_split", "normalize_action", "solve",
-    "task_from_game_file", "world_for_task",
+    "SkippedGamesWarning", "World", "export_game", "get_task", "load_game", "load_game_folder", "load_split",
+    "normalize_action", "solve", "task_from_game_file", "world_for_task",
 ]

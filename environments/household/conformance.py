@@ -97,7 +97,8 @@ def expert_wins_official(task: Task) -> bool:
 
 def conformance_games(per_type_unseen: int = 5, per_type_seen: int = 4) -> list[Task]:
     """The games the conformance test plays: the first few of each task type in both validation splits."""
-    from .generator import TASK_TYPES, load_split
+    from .generator import TASK_TYPES
+    from .splits import load_split
 
     games = []
     for split, n in (("valid_unseen", per_type_unseen), ("valid_seen", per_type_seen)):

@@ -7,6 +7,7 @@ come from `load_split` or from an official `game.tw-pddl` file (`task_from_game_
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,13 @@ def task_from_game_file(path: str | Path, split: str = "custom") -> Task:
                 params={"game_file": str(Path(path).resolve())})
 
 
+def _walkthrough(game_file: str) -> list[str]:
+    """The commands of a game file's ``walkthrough`` (ALFWorld's games carry one), or [] without one."""
+    data = json.loads(Path(game_file).read_text(encoding="utf-8"))
+    steps = data.get("walkthrough") if isinstance(data, dict) else None
+    return [str(step) for step in steps] if isinstance(steps, list) else []
+
+
 class HouseholdEnv:
     """ALFWorld-style household tasks. `reset(task)` → intro text; `step(action)` → (obs, reward, done, info)."""
 
@@ -54,17 +62,27 @@ class HouseholdEnv:
         self.world: World | None = None
         self._official = None
         self._expert: HouseholdExpert | None = None
+        self._walkthrough: list[str] | None = None
 
     # ---- protocol -------------------------------------------------------------------------------
 
     def reset(self, task: Task) -> str:
         self.task = task
         game_file = task.params.get("game_file")
-        self.world = load_game(game_file) if game_file else world_for_task(task)
-        self.world.reset()
         self.steps = 0
         self.done = False
         self._expert = None
+        self._official = None
+        self._walkthrough = None
+        if task.params.get("backend") == "official":  # a game only the official engine reads (see games.py)
+            from .official import OfficialEngine
+
+            self.world = None
+            self._official = OfficialEngine(game_file)
+            self._walkthrough = _walkthrough(game_file)
+            return self._official.reset()
+        self.world = load_game(game_file) if game_file else world_for_task(task)
+        self.world.reset()
         if self.backend == "official":
             from .official import OfficialEngine
 
@@ -73,17 +91,21 @@ class HouseholdEnv:
         return self.world.intro()
 
     def step(self, action: str) -> tuple[str, float, bool, dict[str, Any]]:
-        if self.world is None:
+        if self.world is None and self._official is None:
             raise RuntimeError("call reset(task) before step()")
         if self.done:
             raise RuntimeError("the episode is over; call reset(task) to start another")
         command = normalize_action(action)
-        admissible = command in self.world.actions()
-        if self._official is not None:
+        if self.world is None:  # the official engine alone
+            admissible = command in self._official.admissible_commands()
+            obs, _, won = self._official.step(command) if command else (NOTHING_HAPPENS, 0, False)
+        elif self._official is not None:
+            admissible = command in self.world.actions()
             obs, _, won = self._official.step(command) if command else (NOTHING_HAPPENS, 0, False)
             if admissible:  # keep the native state in step for the expert and the goal check
                 self.world.step(command)
         else:
+            admissible = command in self.world.actions()
             obs = self.world.step(command) if command else NOTHING_HAPPENS
             won = self.world.goal_reached()
         self.steps += 1
@@ -93,16 +115,24 @@ class HouseholdEnv:
         return obs, 1.0 if won else 0.0, self.done, info
 
     def admissible_actions(self) -> list[str]:
-        if self.world is None:
-            raise RuntimeError("call reset(task) first")
         if self._official is not None:
             return self._official.admissible_commands()
+        if self.world is None:
+            raise RuntimeError("call reset(task) first")
         return self.world.admissible_commands()
 
     def expert_action(self) -> tuple[str, str] | None:
-        """The expert's (thought, action) from the current state; None once the episode is over."""
-        if self.world is None or self.done:
+        """The expert's (thought, action) from the current state; None once the episode is over.
+
+        For a game only the official engine plays, the expert follows the game's walkthrough (None without one).
+        """
+        if self.done:
             return None
+        if self.world is None:
+            if not self._walkthrough or self.steps >= len(self._walkthrough):
+                return None
+            return (f"The walkthrough's step {self.steps + 1} of {len(self._walkthrough)}.",
+                    self._walkthrough[self.steps])
         if self._expert is None:
             self._expert = HouseholdExpert(self.world)
         return self._expert.act()

@@ -18,7 +18,6 @@ import random
 from dataclasses import dataclass
 from functools import cache
 
-from agentkd.env import task_at
 from agentkd.schema import Task
 
 from .expert import solve
@@ -263,7 +262,8 @@ def make_task(split: str, index: int, layout: Layout, task_type: str, max_steps:
 
 
 @cache
-def _split(name: str) -> tuple[Task, ...]:
+def build_split(name: str) -> tuple[Task, ...]:
+    """The tasks of the named split ``name`` (always the same; use :func:`environments.household.load_split`)."""
     pool = layouts(seen=name != "valid_unseen")
     rng = random.Random(f"split/{name}")
     types = [t for t, n in SPLIT_COUNTS[name].items() for _ in range(n)]
@@ -273,14 +273,3 @@ def _split(name: str) -> tuple[Task, ...]:
         layout = rng.choice([lay for lay in pool if allows(lay, task_type)])
         tasks.append(make_task(name, i, layout, task_type))
     return tuple(tasks)
-
-
-def load_split(name: str) -> list[Task]:
-    """The tasks of a split (`train`, `valid_seen`, `valid_unseen`): always the same for a name."""
-    if name not in SPLIT_SIZES:
-        raise ValueError(f"unknown household split {name!r}; available: {', '.join(SPLIT_SIZES)}")
-    return list(_split(name))
-
-
-def get_task(split: str, index: int) -> Task:
-    return task_at(load_split(split), split, index)

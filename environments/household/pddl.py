@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from agentkd.errors import AgentKDError
+from agentkd.errors import FileFormatError
 
 from .world import Goal, Receptacle, Thing, World
 
@@ -36,13 +36,12 @@ _GOAL_STATE = {
 _GOAL_AFFORDANCE = {"isClean": "cleanable", "isHot": "heatable", "isCool": "coolable"}
 
 
-class GameFileError(AgentKDError, ValueError):
+class GameFileError(FileFormatError):
     """A game file that is malformed or uses a feature the native engine does not support."""
 
     def __init__(self, source: str, problem: str):
-        super().__init__(f"{source}: {problem}")
+        super().__init__(source, None, problem)
         self.source = source
-        self.problem = problem
 
 
 def official_domain_and_grammar() -> tuple[str, str]:
@@ -228,7 +227,8 @@ def _goal_from_pddl(goal: list) -> Goal:
     return Goal(task_type, obj=obj, recep=recep)
 
 
-def _goal_text(grammar: str) -> str:
+def goal_sentence(grammar: str) -> str:
+    """The goal of a game's grammar ("Your task is to: ..."), or ValueError when it has none."""
     match = re.search(r'"rhs":\s*"Your task is to: (.*?)"', grammar)
     if not match or match.group(1) == "UNKNOWN GOAL.":
         raise ValueError("the grammar carries no goal sentence ('Your task is to: ...')")
@@ -252,7 +252,7 @@ def load_game(game: str | Path | dict) -> World:
     if "(domain alfred)" not in data["pddl_domain"].lower().replace("  ", " "):
         raise GameFileError(source, "unsupported domain: only ALFWorld's 'alfred' domain is supported")
     try:
-        return _world_from_problem(data["pddl_problem"], _goal_text(data["grammar"]))
+        return _world_from_problem(data["pddl_problem"], goal_sentence(data["grammar"]))
     except (ValueError, KeyError, StopIteration, IndexError) as exc:
         raise GameFileError(source, f"malformed or unsupported PDDL problem: {exc}") from exc
 

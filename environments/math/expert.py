@@ -22,6 +22,7 @@ from typing import Any, NamedTuple
 from agentkd.errors import AgentKDError
 from agentkd.schema import Task
 
+from . import gsm8k
 from .answers import NUMBER, number_value
 from .templates import Numbers, Template, get_template
 
@@ -76,6 +77,8 @@ def expert_step(task: Task, observations: list[str]) -> tuple[str, str]:
     When the last observation does not hold that number — the expert takes over from a student
     (cascade, REDI) whose code printed something else — it computes again from the start.
     """
+    if gsm8k.is_gsm8k(task):
+        return gsm8k.expert_step(task, observations)
     template, numbers = _problem(task)
     try:
         literal = read_result(task, observations[-1]) if observations else None

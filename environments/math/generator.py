@@ -18,7 +18,6 @@ import random
 from fractions import Fraction
 from functools import cache
 
-from agentkd.env import task_at
 from agentkd.schema import Task
 
 from .answers import round_exact
@@ -79,21 +78,11 @@ def make_task(split: str, index: int, template: str) -> Task:
 
 
 @cache
-def _split(name: str) -> tuple[Task, ...]:
+def build_split(name: str) -> tuple[Task, ...]:
+    """The tasks of the named split ``name`` (always the same; use :func:`environments.math.load_split`)."""
     plan = []
     for task_type in TASK_TYPES:
         names = templates_for(name, task_type)
         plan += [names[i % len(names)] for i in range(SPLIT_COUNTS[name][task_type])]
     random.Random(f"math/split/{name}").shuffle(plan)
     return tuple(make_task(name, i, template) for i, template in enumerate(plan))
-
-
-def load_split(name: str) -> list[Task]:
-    """The tasks of a split (`train`, `valid_seen`, `valid_unseen`): always the same for a name."""
-    if name not in SPLIT_SIZES:
-        raise ValueError(f"unknown math split {name!r}; available: {', '.join(SPLIT_SIZES)}")
-    return list(_split(name))
-
-
-def get_task(split: str, index: int) -> Task:
-    return task_at(load_split(split), split, index)

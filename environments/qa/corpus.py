@@ -26,16 +26,18 @@ from typing import Any
 from agentkd.schema import Task
 from agentkd.tools.retrieval import CorpusIndex, Document, embedder_name, format_hits
 
+from .hotpot import split_documents
 from .world import WORLD_SEED, build_world
 
-__all__ = ["CACHE_ENV", "cache_dir", "corpus_documents", "corpus_hash", "corpus_index", "shared_index", "tools",
-           "use_index"]
+__all__ = ["CACHE_ENV", "cache_dir", "corpus_documents", "corpus_hash", "corpus_index", "shared_index",
+           "split_index", "tools", "use_index"]
 
 #: Environment variable that moves the agentkd cache (corpus indexes live under ``corpora/``).
 CACHE_ENV = "AGENTKD_CACHE"
 _FORMAT = 1  # bump when the index layout changes, so old cache folders are not reused
 _MAX_K = 10  # documents one search may return to the agent
 _shared: CorpusIndex | None = None
+_split_indexes: dict[str, CorpusIndex] = {}
 _shared_lock = threading.Lock()
 
 
@@ -65,16 +67,17 @@ def corpus_index(
     location: str | Path | None = None,
     *,
     world_seed: int = WORLD_SEED,
+    documents: list[Document] | None = None,
     embedding_function: Any | None = None,
     hybrid: bool = True,
 ) -> CorpusIndex:
-    """A :class:`CorpusIndex` holding the world's documents, built on first use.
+    """A :class:`CorpusIndex` holding the world's documents (or ``documents``), built on first use.
 
     ``location=None`` uses the on-disk cache (see the module docstring); a folder or a Chroma server
     URL is filled in place (an idempotent upsert: documents already there are not re-embedded). Each
     call opens a new index; keep the one you get for a whole run.
     """
-    documents = corpus_documents(world_seed)
+    documents = corpus_documents(world_seed) if documents is None else documents
     if embedding_function is None:
         from agentkd.store.embedder import default_embedding_function
 
@@ -127,9 +130,23 @@ def shared_index() -> CorpusIndex:
         return _shared
 
 
+def split_index(source: str) -> CorpusIndex:
+    """The index of a split path's corpus (:func:`~environments.qa.hotpot.split_documents`), opened once per process."""
+    with _shared_lock:
+        if source not in _split_indexes:
+            index = corpus_index(documents=split_documents(source))
+            index.search("warm up", k=1)  # see shared_index
+            _split_indexes[source] = index
+        return _split_indexes[source]
+
+
 def tools(task: Task) -> dict[str, Callable[..., Any]]:
-    """The host-side tools of a QA episode's sandbox: ``search`` over :func:`shared_index`."""
-    index = shared_index()
+    """The host-side tools of a QA episode's sandbox: ``search`` over the task's corpus.
+
+    That is the corpus of the split path the task came from (``params["corpus"]``), else :func:`shared_index`.
+    """
+    source = task.params.get("corpus")
+    index = split_index(source) if source else shared_index()
 
     def search(query: str, k: int = 3) -> str:
         """Search the knowledge base; returns the top k documents as "[i] Title: text" lines (print it)."""

@@ -29,13 +29,12 @@ from dataclasses import dataclass
 from functools import cache
 from itertools import combinations
 
-from agentkd.env import task_at
 from agentkd.schema import Task
 
 from .world import WORLD_SEED, World, build_world
 
 __all__ = [
-    "HELD_OUT_TEMPLATES", "MAX_STEPS", "SPLIT_SIZES", "TEMPLATES", "Hop", "Question", "get_task", "load_split",
+    "HELD_OUT_TEMPLATES", "MAX_STEPS", "SPLIT_SIZES", "TEMPLATES", "Hop", "Question", "build_split",
     "make_question", "question_for_task",
 ]
 
@@ -192,7 +191,8 @@ def _deal(pools: dict[str, list[tuple[str, ...]]], count: int) -> list[tuple[str
 
 
 @cache
-def _split(name: str, seed: int) -> tuple[Task, ...]:
+def build_split(name: str, seed: int = WORLD_SEED) -> tuple[Task, ...]:
+    """The tasks of the named split ``name`` in world ``seed`` (use :func:`environments.qa.load_split`)."""
     world = build_world(seed)
     if name == "valid_unseen":
         pools = {t: _candidates(world, "unseen", t) for t in TEMPLATES if t not in HELD_OUT_TEMPLATES}
@@ -222,17 +222,6 @@ def _split(name: str, seed: int) -> tuple[Task, ...]:
                     "supporting": question.supporting},
         ))
     return tuple(tasks)
-
-
-def load_split(name: str, world_seed: int = WORLD_SEED) -> list[Task]:
-    """The tasks of a split (``train``, ``valid_seen``, ``valid_unseen``): always the same for a name."""
-    if name not in SPLIT_SIZES:
-        raise ValueError(f"unknown qa split {name!r}; available: {', '.join(SPLIT_SIZES)}")
-    return list(_split(name, world_seed))
-
-
-def get_task(split: str, index: int, world_seed: int = WORLD_SEED) -> Task:
-    return task_at(load_split(split, world_seed), split, index)
 
 
 def question_for_task(task: Task) -> Question:

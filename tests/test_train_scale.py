@@ -229,3 +229,10 @@ def test_two_processes_train_like_one_with_the_same_global_batch(expert_store, t
     from transformers import AutoModelForCausalLM
 
     assert AutoModelForCausalLM.from_pretrained(tmp_path / "two" / "student").config.model_type == "qwen2"
+
+    # Bad input found by the main process ends every process at once, reported once.
+    bad = _launch(["train", "sft", "--store", str(expert_store.path), "--split", "train", "--batch-size", "2",
+                   "--out", str(tmp_path / "bad")], 2)
+    assert bad.returncode != 0
+    assert (bad.stdout + bad.stderr).count("has no trajectories (env=household, split=train)") == 1
+    assert not (tmp_path / "bad").exists()

@@ -59,10 +59,12 @@ def _run_stage(stage: str, run) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from agentkd.train.distributed import is_main_process
+    from agentkd.train.distributed import MainProcessFailed, is_main_process
 
     try:
         summary = run()
+    except MainProcessFailed:  # under a launcher: the main process prints the reason once
+        raise typer.Exit(code=2) from None
     except (AgentKDError, ValueError) as exc:  # StoreError, EmptyDatasetError, StudentNotFound, bad settings
         _fail(str(exc))
     if not is_main_process():

@@ -14,9 +14,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-__all__ = ["is_main_process", "num_processes", "on_main", "shared_start", "wait_for_everyone"]
+from agentkd.errors import AgentKDError
+
+__all__ = ["MainProcessFailed", "is_main_process", "num_processes", "on_main", "shared_start", "wait_for_everyone"]
 
 T = TypeVar("T")
+
+
+class MainProcessFailed(AgentKDError, RuntimeError):
+    """Raised on the other processes when the main one failed to build what they wait for (it reports why)."""
 
 
 def _state() -> Any:
@@ -43,7 +49,7 @@ def on_main(build: Callable[[], T]) -> T:
     """``build()`` on the main process only; every process returns its result.
 
     The others wait while it runs and receive the result pickled. An error on the main process
-    is raised on every process (as a ``RuntimeError`` naming it on the others), so a bad store
+    is raised on every process (as :class:`MainProcessFailed` naming it on the others), so a bad store
     ends the whole run at once instead of leaving the other processes waiting.
     """
     state = _state()
@@ -64,7 +70,7 @@ def on_main(build: Callable[[], T]) -> T:
         raise error
     kind, value = payload[0]
     if kind == "error":
-        raise RuntimeError(f"the main process failed: {value}")
+        raise MainProcessFailed(f"the main process failed: {value}")
     return value
 
 

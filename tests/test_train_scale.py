@@ -230,7 +230,8 @@ def test_two_processes_train_like_one_with_the_same_global_batch(expert_store, t
 
     assert AutoModelForCausalLM.from_pretrained(tmp_path / "two" / "student").config.model_type == "qwen2"
 
-    # Bad input found by the main process ends every process at once, reported once.
+    # Bad input found by the main process ends every process at once, reported once: only the main process
+    # reads the store (each process reading it would report it).
     bad = _launch(["train", "sft", "--store", str(expert_store.path), "--split", "train", "--batch-size", "2",
                    "--out", str(tmp_path / "bad")], 2)
     assert bad.returncode != 0

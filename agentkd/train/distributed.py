@@ -26,9 +26,19 @@ class MainProcessFailed(AgentKDError, RuntimeError):
 
 
 def _state() -> Any:
+    """The process state, initialised (once) as the trainer's arguments will: CPU processes talk over gloo.
+
+    Without ``cpu=True`` accelerate does not treat several CPU processes (``torchrun`` without GPUs)
+    as one distributed run, and each would think it is the main one. ``TrainingArguments`` re-reads
+    this state later and keeps its process group.
+    """
     from accelerate import PartialState
 
-    return PartialState()
+    if PartialState._shared_state:
+        return PartialState()
+    import torch
+
+    return PartialState(cpu=not torch.cuda.is_available())
 
 
 def num_processes() -> int:

@@ -56,6 +56,7 @@ def test_messages_export_is_what_sft_trains_on_and_the_steps_table_its_steps(sto
     assert result.exit_code == 2 and "--format must be jsonl or messages" in result.output
 
 
+@pytest.mark.slow
 def test_trls_sft_trainer_trains_on_the_exported_file_directly(store, model_dir, tmp_path):
     from datasets import load_dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer

@@ -237,3 +237,15 @@ def test_two_processes_train_like_one_with_the_same_global_batch(expert_store, t
     assert bad.returncode != 0
     assert (bad.stdout + bad.stderr).count("has no trajectories (env=household, split=train)") == 1
     assert not (tmp_path / "bad").exists()
+
+
+def test_grpo_rollout_totals_add_up_over_processes():
+    from agentkd.train.grpo import RolloutStats
+
+    a = RolloutStats(episodes=4, wins=1, env_reward=1.0, invalid_actions=3, turns=20, prompt_tokens=400,
+                     model_tokens=90, env_tokens=200)
+    b = RolloutStats(episodes=4, wins=3, env_reward=3.0, invalid_actions=1, turns=12, prompt_tokens=380,
+                     model_tokens=70, env_tokens=150)
+    total = RolloutStats().merged([a, b])
+    assert (total.episodes, total.wins, total.turns, total.model_tokens) == (8, 4, 32, 160)
+    assert total.as_dict()["win_rate"] == 0.5

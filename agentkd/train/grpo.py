@@ -125,6 +125,10 @@ class RolloutStats:
         self.model_tokens += sum(ep.env_mask)
         self.env_tokens += len(ep.env_mask) - sum(ep.env_mask)
 
+    def merged(self, others: Sequence[RolloutStats]) -> RolloutStats:
+        """These totals plus ``others``' (every process's, after a run on several)."""
+        return RolloutStats(**{name: sum(getattr(s, name) for s in (self, *others)) for name in asdict(self)})
+
     def as_dict(self) -> dict[str, Any]:
         n = max(1, self.episodes)
         return asdict(self) | {"win_rate": round(self.wins / n, 4), "mean_env_reward": round(self.env_reward / n, 4),
@@ -454,7 +458,11 @@ def train_grpo(student: str | Path, out_dir: str | Path, config: GRPORunConfig |
                           train_dataset=Dataset.from_list(rows), processing_class=tokenizer, rollout_func=rollout,
                           callbacks=config.callbacks(callbacks))
     output = run_training(trainer, config)
-    report.extra["rollouts"] = rollout.stats.as_dict()
     stats = rollout.stats
+    if trainer.accelerator.num_processes > 1:  # each process played its share of the episodes
+        from accelerate.utils import gather_object
+
+        stats = RolloutStats().merged(gather_object([stats]))
+    report.extra["rollouts"] = stats.as_dict()
     return finish_run(trainer, output, stage="grpo", out_dir=out_dir, card=card, data=report, started=started,
                       tokens=stats.prompt_tokens + stats.model_tokens + stats.env_tokens, config=asdict(config))

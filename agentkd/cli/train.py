@@ -1,6 +1,12 @@
-"""`agentkd train sft|redi|grpo`: train students."""
+"""`agentkd train sft|redi|grpo`: train students.
+
+Runs the same under ``accelerate launch -m agentkd.cli train ...`` (or torchrun): the main process
+opens the store, builds the data and writes the results; every process trains.
+"""
 
 from __future__ import annotations
+
+from typing import Any
 
 import typer
 
@@ -10,16 +16,59 @@ from agentkd.errors import AgentKDError
 train_app = typer.Typer(no_args_is_help=True, help="Train students: sft, then redi, then grpo.")
 app.add_typer(train_app, name="train")
 
+# Options every stage has (one definition, so the three commands say the same).
+_GRAD_ACCUM = typer.Option(1, min=1, help="Gradient accumulation steps (global batch = batch size x accumulation "
+                           "x processes).")
+_SEED = typer.Option(0, help="Seeds data order, sampling and a tiny student's initialisation.")
+_CHECKPOINTING = typer.Option(False, "--gradient-checkpointing",
+                              help="Recompute activations in the backward pass: less memory, a third more compute.")
+_REPORT_TO = typer.Option("none", help="Also log to: none, tensorboard (into OUT/runs), wandb, ... (comma-separated).")
+_SAVE_STEPS = typer.Option(None, min=1, help="Write a checkpoint (OUT/checkpoint-N) every this many steps.")
+_RESUME = typer.Option(None, help="Continue from this checkpoint directory, or `last` (the newest in --out).")
+_PUSH = typer.Option(False, "--push-to-hub", help="Upload the student and its model card to the Hugging Face Hub "
+                     "(needs the network and `huggingface-cli login`).")
+_HUB_ID = typer.Option(None, help="Hub repository for --push-to-hub (default: the --out folder's name).")
+_CONFIG = typer.Option(None, "--config", help="YAML file of fields of the stage's TRL config (SFTConfig, the REDI "
+                       "TrainingArguments, GRPOConfig), applied last, e.g. `deepspeed: ds.json` or `beta: 0.04`.")
+
+
+def _shared(grad_accum: int, seed: int, gradient_checkpointing: bool, report_to: str, save_steps: int | None,
+            resume_from_checkpoint: str | None, push_to_hub: bool, hub_model_id: str | None,
+            config: str | None) -> dict[str, Any]:
+    """The StageConfig fields every command sets the same way (the config file read here: errors are one line)."""
+    from agentkd.train.common import TrainConfigError, load_config_file
+
+    try:
+        overrides = load_config_file(config) if config else {}
+    except TrainConfigError as exc:
+        _fail(str(exc))
+    return {"grad_accum": grad_accum, "seed": seed, "gradient_checkpointing": gradient_checkpointing,
+            "report_to": report_to, "save_steps": save_steps, "resume_from_checkpoint": resume_from_checkpoint,
+            "push_to_hub": push_to_hub, "hub_model_id": hub_model_id, "overrides": overrides}
+
+
+def _main_store(store: str):
+    """The store, opened by the main process only (under a launcher the others get None and wait for its data)."""
+    from agentkd.train.distributed import is_main_process
+
+    return _open_store(store) if is_main_process() else None
+
 
 def _run_stage(stage: str, run) -> None:
-    """Run a training stage; bad input becomes a one-line error, the outcome a short table."""
+    """Run a training stage; bad input becomes a one-line error, the outcome a short table (main process)."""
     from rich.console import Console
     from rich.table import Table
 
+    from agentkd.train.distributed import MainProcessFailed, is_main_process
+
     try:
         summary = run()
+    except MainProcessFailed:  # under a launcher: the main process prints the reason once
+        raise typer.Exit(code=2) from None
     except (AgentKDError, ValueError) as exc:  # StoreError, EmptyDatasetError, StudentNotFound, bad settings
         _fail(str(exc))
+    if not is_main_process():
+        return
     table = Table(title=f"{stage} → {summary['student']}")
     table.add_column("")
     table.add_column("", justify="right")
@@ -42,7 +91,7 @@ def _run_stage(stage: str, run) -> None:
         table.add_row(name, value)
     console = Console(soft_wrap=True)
     console.print(table)
-    console.print(f"summary: {summary['student']}/training_summary.json")
+    console.print(f"summary: {summary['student']}/training_summary.json; model card: {summary['student']}/README.md")
 
 
 
@@ -65,18 +114,29 @@ def train_sft_cmd(
     task_types: str = typer.Option(None, help="Only these task types, comma-separated."),
     icd: bool = typer.Option(False, "--icd", help="In-context distillation: one example per step, its prompt "
                              "showing the teacher's most similar steps (never of its own task); evaluate with +icd."),
+    lora_r: int = typer.Option(16, min=1, help="LoRA rank (with --lora)."),
     max_minutes: float = typer.Option(None, help=_MINUTES_HELP),
-    grad_accum: int = typer.Option(1, min=1, help="Gradient accumulation steps."),
+    grad_accum: int = _GRAD_ACCUM,
+    seed: int = _SEED,
+    gradient_checkpointing: bool = _CHECKPOINTING,
+    report_to: str = _REPORT_TO,
+    save_steps: int = _SAVE_STEPS,
+    resume_from_checkpoint: str = _RESUME,
+    push_to_hub: bool = _PUSH,
+    hub_model_id: str = _HUB_ID,
+    config_file: str = _CONFIG,
     allow_download: bool = typer.Option(False, "--allow-download", help="Fetch a hub model that is not cached."),
 ) -> None:
     """Stage 1: supervised fine-tuning on the store's successful trajectories (TRL SFTTrainer)."""
     from agentkd.train.sft import SFTRunConfig, train_sft
 
     config = SFTRunConfig(env=env, split=split, epochs=epochs, max_steps=max_steps, batch_size=batch_size,
-                          learning_rate=lr, max_length=max_length, batching=batching, lora=lora, icd=icd,
-                          max_minutes=max_minutes, grad_accum=grad_accum,
-                          task_types=[t.strip() for t in task_types.split(",") if t.strip()] if task_types else None)
-    experience = _open_store(store)
+                          learning_rate=lr, max_length=max_length, batching=batching, lora=lora, lora_r=lora_r, icd=icd,
+                          max_minutes=max_minutes,
+                          task_types=[t.strip() for t in task_types.split(",") if t.strip()] if task_types else None,
+                          **_shared(grad_accum, seed, gradient_checkpointing, report_to, save_steps,
+                                    resume_from_checkpoint, push_to_hub, hub_model_id, config_file))
+    experience = _main_store(store)
     _run_stage("sft", lambda: train_sft(experience, student, out, config, allow_download=allow_download))
 
 
@@ -97,6 +157,15 @@ def train_redi_cmd(
     step_pairs: bool = typer.Option(True, "--step-pairs/--no-step-pairs",
                                     help="Add step pairs from the environment's expert."),
     max_minutes: float = typer.Option(None, help=_MINUTES_HELP),
+    grad_accum: int = _GRAD_ACCUM,
+    seed: int = _SEED,
+    gradient_checkpointing: bool = _CHECKPOINTING,
+    report_to: str = _REPORT_TO,
+    save_steps: int = _SAVE_STEPS,
+    resume_from_checkpoint: str = _RESUME,
+    push_to_hub: bool = _PUSH,
+    hub_model_id: str = _HUB_ID,
+    config_file: str = _CONFIG,
     allow_download: bool = typer.Option(False, "--allow-download", help="Fetch a hub model that is not cached."),
 ) -> None:
     """Stage 2: REDI on successful vs failed trajectories (record failures with `agentkd collect --teacher DIR`)."""
@@ -104,8 +173,10 @@ def train_redi_cmd(
 
     config = RediRunConfig(env=env, split=split, alpha=alpha, epochs=epochs, max_steps=max_steps,
                            batch_size=batch_size, learning_rate=lr, max_length=max_length, step_pairs=step_pairs,
-                           max_minutes=max_minutes)
-    experience = _open_store(store)
+                           max_minutes=max_minutes,
+                           **_shared(grad_accum, seed, gradient_checkpointing, report_to, save_steps,
+                                     resume_from_checkpoint, push_to_hub, hub_model_id, config_file))
+    experience = _main_store(store)
     _run_stage("redi", lambda: train_redi(experience, student, out, config, allow_download=allow_download))
 
 
@@ -124,8 +195,20 @@ def train_grpo_cmd(
     lr: float = typer.Option(None, help="Learning rate (default: 1e-4 tiny, 2e-5 LoRA, 1e-6 full)."),
     invalid_penalty: float = typer.Option(0.1, help="Reward subtracted per invalid action."),
     temperature: float = typer.Option(1.0, help="Sampling temperature of the rollouts."),
+    beta: float = typer.Option(0.0, min=0.0, help="KL coefficient against the starting model (0: no reference "
+                               "model is loaded; e.g. 0.04 for long runs on a pretrained student)."),
     lora: bool = typer.Option(False, "--lora", help="Train LoRA adapters (merged into the saved model)."),
+    lora_r: int = typer.Option(16, min=1, help="LoRA rank (with --lora)."),
     max_minutes: float = typer.Option(None, help=_MINUTES_HELP),
+    grad_accum: int = _GRAD_ACCUM,
+    seed: int = _SEED,
+    gradient_checkpointing: bool = _CHECKPOINTING,
+    report_to: str = _REPORT_TO,
+    save_steps: int = _SAVE_STEPS,
+    resume_from_checkpoint: str = _RESUME,
+    push_to_hub: bool = _PUSH,
+    hub_model_id: str = _HUB_ID,
+    config_file: str = _CONFIG,
     allow_download: bool = typer.Option(False, "--allow-download", help="Fetch a hub model that is not cached."),
 ) -> None:
     """Stage 3: GRPO with multi-turn rollouts in the environment and its reward (TRL GRPOTrainer)."""
@@ -134,5 +217,7 @@ def train_grpo_cmd(
     config = GRPORunConfig(env=env, split=split, max_tasks=max_tasks, max_steps=max_steps,
                            num_generations=num_generations, batch_size=batch_size, max_turns=max_turns,
                            max_new_tokens=max_new_tokens, learning_rate=lr, invalid_action_penalty=invalid_penalty,
-                           temperature=temperature, lora=lora, max_minutes=max_minutes)
+                           temperature=temperature, beta=beta, lora=lora, lora_r=lora_r, max_minutes=max_minutes,
+                           **_shared(grad_accum, seed, gradient_checkpointing, report_to, save_steps,
+                                     resume_from_checkpoint, push_to_hub, hub_model_id, config_file))
     _run_stage("grpo", lambda: train_grpo(student, out, config, allow_download=allow_download))

@@ -1,10 +1,12 @@
-"""Trajectories in and out of a store: JSONL files and Hugging Face datasets.
+"""Trajectories in and out of a store: JSONL files and Hugging Face datasets (on disk or on the Hub).
 
 The functions take what they read or write with (an iterable of trajectories, an upsert callable),
 so any store can use them; :class:`~agentkd.store.ExperienceStore` exposes them as
-``export_jsonl``, ``import_jsonl`` and ``to_dataset``.
+``export_jsonl``, ``import_jsonl`` and ``to_dataset``. :func:`dataset_card` and :func:`push_dataset`
+publish a store's tables as a Hugging Face dataset (``agentkd store push``; the tables themselves
+are built in :mod:`agentkd.distill.export`, which also writes TRL's conversational format).
 
-Importing this module does not import chromadb or datasets.
+Importing this module does not import chromadb, datasets or huggingface_hub.
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ from .records import IMPORT_CHUNK, trajectory_metadata
 if TYPE_CHECKING:  # pragma: no cover
     import datasets
 
-__all__ = ["BadRecordError", "export_jsonl", "import_jsonl", "parse_jsonl", "to_dataset"]
+__all__ = ["BadRecordError", "dataset_card", "export_jsonl", "import_jsonl", "parse_jsonl", "push_dataset",
+           "save_dataset", "to_dataset", "write_jsonl"]
 
 
 class BadRecordError(AgentKDError, ValueError):
@@ -52,21 +55,26 @@ def parse_jsonl(path: Path) -> Iterator[tuple[int, Trajectory]]:
                 raise BadRecordError(path, number, f"{where}: {first.get('msg')}") from exc
 
 
-def export_jsonl(path: str | Path, trajectories: Iterable[Trajectory]) -> int:
-    """Write trajectories to ``path`` atomically, one JSON per line; returns the count."""
+def write_jsonl(path: str | Path, lines: Iterable[str]) -> int:
+    """Write ``lines`` (each one JSON document) to ``path`` atomically, one per line; returns the count."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     written = 0
     try:
         with tmp.open("w", encoding="utf-8") as handle:
-            for traj in trajectories:
-                handle.write(traj.to_json() + "\n")
+            for line in lines:
+                handle.write(line + "\n")
                 written += 1
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
     return written
+
+
+def export_jsonl(path: str | Path, trajectories: Iterable[Trajectory]) -> int:
+    """Write trajectories to ``path`` atomically, one JSON per line; returns the count."""
+    return write_jsonl(path, (traj.to_json() for traj in trajectories))
 
 
 def import_jsonl(path: str | Path, upsert: Callable[[list[Trajectory]], Any]) -> int:
@@ -140,3 +148,58 @@ def to_dataset(trajectories: Iterable[Trajectory]) -> datasets.Dataset:
     if not rows:
         return datasets.Dataset.from_dict({name: [] for name in features}, features=features)
     return datasets.Dataset.from_list(rows, features=features)
+
+
+def dataset_card(repo_id: str, stats: dict[str, Any], tables: dict[str, int], *, source: str = "") -> Any:
+    """The ``huggingface_hub.DatasetCard`` of a published store: what each table holds, and the store's counts.
+
+    ``stats`` is :meth:`~agentkd.store.ExperienceStore.stats` of what is published; ``tables`` maps
+    each table (a dataset config) to its number of rows.
+    """
+    from huggingface_hub import DatasetCard, DatasetCardData
+
+    described = {
+        "trajectories": "one row per episode: task, outcome, policy, cost, its steps, and the full record as JSON "
+                        "(`agentkd.schema.Trajectory.from_json(row['trajectory'])`)",
+        "messages": "one conversation per successful episode (`messages`), TRL's conversational format: "
+                    "`trl sft --dataset_name REPO --dataset_config messages` trains on it",
+        "steps": "one row per step: the student's prompt before it and the teacher's reply (`prompt`/`completion`), "
+                 "with the step's reward and validity",
+    }
+    data = DatasetCardData(tags=["agentkd", "agent-distillation", "trajectories", *stats.get("env", {})],
+                           configs=[{"config_name": name, "data_files": [{"split": "train",
+                                                                          "path": f"{name}/train-*"}]}
+                                    for name in tables])
+    lines = [f"# {repo_id}", "", "Agent trajectories recorded with agentkd" + (f" (store `{source}`)" if source else "")
+             + f": {stats.get('trajectories', 0)} episodes, {stats.get('steps', 0)} steps, success rate "
+             f"{stats.get('success_rate', 0):.1%}.", "", "## Tables", "", "| config | rows | holds |", "|---|---|---|"]
+    lines += [f"| `{name}` | {rows} | {described.get(name, '')} |" for name, rows in tables.items()]
+    for key in ("env", "split", "task_type", "policy"):
+        counts = stats.get(key) or {}
+        if counts:
+            lines += ["", f"## By {key.replace('_', ' ')}", "", f"| {key} | episodes |", "|---|---|",
+                      *(f"| {name} | {n} |" for name, n in sorted(counts.items(), key=lambda kv: -kv[1]))]
+    return DatasetCard(f"---\n{data.to_yaml()}\n---\n\n" + "\n".join(lines) + "\n")
+
+
+def save_dataset(tables: dict[str, datasets.Dataset], card: Any, directory: str | Path) -> Path:
+    """Write the tables as the Hub lays them out (``<config>/train-00000-of-00001.parquet``) with ``README.md``."""
+    directory = Path(directory)
+    for name, table in tables.items():
+        (directory / name).mkdir(parents=True, exist_ok=True)
+        table.to_parquet(str(directory / name / "train-00000-of-00001.parquet"))
+    card.save(directory / "README.md")
+    return directory
+
+
+def push_dataset(tables: dict[str, datasets.Dataset], card: Any, repo_id: str, *, private: bool = False,
+                 token: str | None = None) -> str:  # pragma: no cover - needs the network
+    """Upload the tables (one config each) and the card to the Hub dataset ``repo_id``; returns its URL."""
+    from huggingface_hub import HfApi
+
+    api = HfApi(token=token)
+    api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
+    for name, table in tables.items():
+        table.push_to_hub(repo_id, config_name=name, split="train", private=private, token=token)
+    card.push_to_hub(repo_id, repo_type="dataset", token=token)
+    return f"https://huggingface.co/datasets/{repo_id}"

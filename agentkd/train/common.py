@@ -1,10 +1,14 @@
 """What every training stage shares: loading its data, its trainer arguments, and how a run ends.
 
 A run reads trajectories from the experience store, starts from a student (see
-:func:`agentkd.models.student.resolve_student`), trains with a TRL/transformers trainer and
-finishes with :func:`finish_run`: the student saved with ``save_pretrained`` (LoRA adapters
-merged, so plain transformers loads it), its card extended with this stage, and a
-``training_summary.json`` with data counts, steps, losses, time and tokens/s.
+:func:`agentkd.models.student.resolve_student`), trains with a TRL/transformers trainer whose
+config :meth:`StageConfig.trl_config` builds (agentkd's settings, then any field of the TRL
+config from ``overrides`` — the ``--config FILE.yaml`` of the commands) and finishes with
+:func:`finish_run`: the student saved with ``trainer.save_model`` (gathered under ZeRO-3/FSDP;
+LoRA adapters merged, so plain transformers loads it), its card extended with this stage, a
+``README.md`` model card and a ``training_summary.json`` with data counts, steps, losses, time and
+tokens/s. Under ``accelerate launch`` the cards and the summary are written by the main process
+only (see :mod:`agentkd.train.distributed`).
 """
 
 from __future__ import annotations
@@ -12,19 +16,43 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, ClassVar
 
 from agentkd.distill.datasets import DataReport, EmptyDatasetError, trajectory_messages
+from agentkd.errors import AgentKDError
 from agentkd.models.student import StudentCard
 from agentkd.schema import Trajectory
 from agentkd.splits import split_name
+from agentkd.train.model_card import SUMMARY_FILE, write_model_card
 
-__all__ = ["SUMMARY_FILE", "StageConfig", "finish_run", "load_trajectories", "student_texts", "time_budget_callback",
-           "tokens_trained", "training_arguments"]
+__all__ = ["SUMMARY_FILE", "StageConfig", "TrainConfigError", "finish_run", "load_config_file", "load_trajectories",
+           "run_training", "save_student", "student_texts", "time_budget_callback", "tokens_trained",
+           "training_arguments"]
 
-SUMMARY_FILE = "training_summary.json"
+
+
+class TrainConfigError(AgentKDError, ValueError):
+    """A training config file or override is unreadable or names a field the stage's TRL config lacks."""
+
+
+def load_config_file(path: str | Path) -> dict[str, Any]:
+    """The mapping in a YAML (or JSON) file of TRL config fields; a clear error when it is not one."""
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise TrainConfigError(f"no such config file: {path}")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise TrainConfigError(f"{path} is not valid YAML: {exc}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict) or not all(isinstance(k, str) for k in data):
+        raise TrainConfigError(f"{path} must be a mapping of config fields to values (e.g. `beta: 0.04`)")
+    return data
 
 
 def load_trajectories(store: Any, **filters: Any) -> list[Trajectory]:
@@ -71,6 +99,17 @@ class StageConfig:
         gradient_checkpointing: recompute activations in the backward pass to save memory (TRL turns
             it on by default). It costs a third more compute, which a small student on a CPU or a
             roomy GPU does not need to pay; off by default.
+        report_to: where the trainer logs besides the summary: ``none``, ``tensorboard``, ``wandb``,
+            ... (comma-separated; TensorBoard writes into ``<out>/runs``).
+        save_steps: write a checkpoint (``<out>/checkpoint-N``) every this many steps; ``None``: none.
+        resume_from_checkpoint: a checkpoint directory to continue from, or ``"last"`` for the
+            newest one in the output directory.
+        push_to_hub, hub_model_id: upload the student (with its model card) to the Hugging Face
+            Hub under ``hub_model_id`` (default: the output directory's name); needs the network
+            and a token (``huggingface-cli login``).
+        overrides: any field of the stage's TRL config (``SFTConfig``, ``GRPOConfig``, or
+            transformers' ``TrainingArguments`` for REDI), applied last: they win over everything
+            above. An unknown field is a :class:`TrainConfigError`.
     """
 
     #: Default learning rates: (tiny student, LoRA adapters, full fine-tuning of a pretrained model).
@@ -86,6 +125,12 @@ class StageConfig:
     seed: int = 0
     max_minutes: float | None = None
     gradient_checkpointing: bool = False
+    report_to: str = "none"
+    save_steps: int | None = None
+    resume_from_checkpoint: str | None = None
+    push_to_hub: bool = False
+    hub_model_id: str | None = None
+    overrides: dict[str, Any] = field(default_factory=dict)
 
     def pick_learning_rate(self, *, tiny: bool, lora: bool = False) -> float:
         if self.learning_rate is not None:
@@ -98,12 +143,40 @@ class StageConfig:
         return [*(given or []), *time_budget_callback(self.max_minutes, self.warmup_ratio)]
 
     def trainer_arguments(self, out_dir: str | Path, learning_rate: float, **overrides: Any) -> dict[str, Any]:
-        """Keyword arguments for the stage's ``TrainingArguments`` (a TRL config or transformers' own)."""
+        """Keyword arguments for the stage's ``TrainingArguments`` (a TRL config or transformers' own),
+        without :attr:`overrides` (see :meth:`trl_config`)."""
+        saving = ({"save_strategy": "steps", "save_steps": self.save_steps} if self.save_steps
+                  else {"save_strategy": "no"})
+        hub = {"push_to_hub": True, "hub_model_id": self.hub_model_id} if self.push_to_hub else {}
         return training_arguments(
             out_dir, num_train_epochs=self.epochs, max_steps=self.max_steps,
             per_device_train_batch_size=self.batch_size, gradient_accumulation_steps=self.grad_accum,
             learning_rate=learning_rate, warmup_steps=self.warmup_ratio, logging_steps=self.logging_steps,
-            seed=self.seed, **{checkpointing_argument(): self.gradient_checkpointing}, **overrides)
+            seed=self.seed, **{checkpointing_argument(): self.gradient_checkpointing},
+            report_to=[r.strip() for r in self.report_to.split(",") if r.strip()] or "none",
+            **saving, **hub, **overrides)
+
+    def trl_config(self, config_class: type, out_dir: str | Path, learning_rate: float, **stage: Any) -> Any:
+        """The stage's TRL config: :meth:`trainer_arguments` with the stage's own fields, then :attr:`overrides`.
+
+        Raises :class:`TrainConfigError` naming an override that ``config_class`` has no field for.
+        """
+        known = {f.name for f in fields(config_class) if f.init}
+        unknown = sorted(set(self.overrides) - known)
+        if unknown:
+            raise TrainConfigError(
+                f"{config_class.__name__} has no field {', '.join(map(repr, unknown))}: a config file sets fields of "
+                f"the stage's TRL config (e.g. num_train_epochs, per_device_train_batch_size, learning_rate)")
+        args = self.trainer_arguments(out_dir, learning_rate, **stage)
+        args.update(self.overrides)
+        return config_class(**args)
+
+    def resume_argument(self) -> str | bool | None:
+        """``resume_from_checkpoint`` as ``Trainer.train`` takes it (``"last"``: True, the newest in output_dir)."""
+        value = self.resume_from_checkpoint
+        if value in (None, ""):
+            return None
+        return True if value == "last" else str(value)
 
 
 def checkpointing_argument() -> str:
@@ -160,8 +233,8 @@ def training_arguments(out_dir: str | Path, **overrides: Any) -> dict[str, Any]:
 
     bf16 mixed precision (autocast) on GPUs that have it and on CPUs that compute it natively
     (AMX / AVX512-BF16, :func:`agentkd.models.student.cpu_has_fast_bf16`); float32 elsewhere.
-    Checkpoints are not written during the run (the final student is); logs go nowhere but the
-    summary.
+    By default no checkpoint is written during the run (the final student is) and logs go nowhere
+    but the summary; :meth:`StageConfig.trainer_arguments` sets both from the run's settings.
     """
     import torch
 
@@ -197,6 +270,56 @@ def _losses(log_history: list[dict[str, Any]]) -> list[dict[str, float]]:
             for entry in log_history if "loss" in entry]
 
 
+def run_training(trainer: Any, config: StageConfig) -> Any:
+    """``trainer.train()``, resumed from the checkpoint the config names (if any)."""
+    return trainer.train(resume_from_checkpoint=config.resume_argument())
+
+
+def _sharded(trainer: Any) -> bool:
+    """Whether the weights are split across processes (ZeRO-3, FSDP): only ``save_model`` can gather them."""
+    return bool(getattr(trainer, "is_fsdp_enabled", False)) or (
+        bool(getattr(trainer, "is_deepspeed_enabled", False))
+        and getattr(trainer.accelerator.state, "deepspeed_plugin", None) is not None
+        and trainer.accelerator.state.deepspeed_plugin.zero_stage == 3)
+
+
+def save_student(trainer: Any, out: Path) -> None:
+    """Write the trained student (weights, config, tokenizer) into ``out`` once, from every process's call.
+
+    A full model goes through ``trainer.save_model``, which gathers sharded weights and writes on
+    the main process. LoRA adapters are merged so the directory loads without peft: in place on
+    the main process when every process holds the whole model, else saved by ``save_model`` and
+    merged back from the saved adapter (the base weights are reloaded from where they came from).
+    """
+    model = trainer.model
+    main = trainer.is_world_process_zero()
+    if not hasattr(model, "merge_and_unload"):
+        trainer.save_model(str(out))
+    elif not _sharded(trainer):
+        if main:
+            model.merge_and_unload().save_pretrained(out)
+            if trainer.processing_class is not None:
+                trainer.processing_class.save_pretrained(out)
+    else:  # pragma: no cover - needs ZeRO-3 or FSDP on GPUs
+        trainer.save_model(str(out))
+        if main:
+            from peft import AutoPeftModelForCausalLM
+
+            merged = AutoPeftModelForCausalLM.from_pretrained(str(out)).merge_and_unload()
+            merged.save_pretrained(out)
+            for name in ("adapter_model.safetensors", "adapter_model.bin", "adapter_config.json"):
+                (out / name).unlink(missing_ok=True)
+    trainer.accelerator.wait_for_everyone()
+
+
+def _push(trainer: Any, out: Path) -> None:  # pragma: no cover - needs the network
+    """Upload the student with agentkd's files (``save_model`` pushed the weights with the Trainer's card)."""
+    from huggingface_hub import upload_folder
+
+    upload_folder(repo_id=trainer.hub_model_id, folder_path=str(out), commit_message="agentkd student",
+                  ignore_patterns=["checkpoint-*", "checkpoint-*/**", "runs/**"])
+
+
 def finish_run(
     trainer: Any,
     train_output: Any,
@@ -209,21 +332,17 @@ def finish_run(
     tokens: int,
     config: dict[str, Any],
 ) -> dict[str, Any]:
-    """Save the student, its card and ``training_summary.json``; return the summary.
+    """Save the student, its card, its model card and ``training_summary.json``; return the summary.
 
-    ``tokens`` is the number of tokens the run trained on (padding excluded), so tokens/s is the
-    useful throughput whatever the batching.
+    Every process calls it (``save_model`` needs them all); the files are written by the main one.
+    ``tokens`` is the number of tokens the run trained on (padding excluded; all processes together),
+    so tokens/s is the useful throughput whatever the batching.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    model = trainer.model
-    if hasattr(model, "merge_and_unload"):  # LoRA: save a plain model that loads without peft
-        model = model.merge_and_unload()
-    model.save_pretrained(out)
-    tokenizer = getattr(trainer, "processing_class", None)
-    if tokenizer is not None:
-        tokenizer.save_pretrained(out)
+    save_student(trainer, out)
 
+    args = trainer.args
     train_seconds = float(train_output.metrics.get("train_runtime", time.perf_counter() - started))
     losses = _losses(trainer.state.log_history)
     summary = {
@@ -240,10 +359,17 @@ def finish_run(
         "wall_seconds": round(time.perf_counter() - started, 3),
         "tokens": int(tokens),
         "tokens_per_second": round(tokens / train_seconds, 1) if train_seconds > 0 else None,
-        "device": str(trainer.args.device),
+        "device": str(args.device),
+        "processes": int(args.world_size),
+        "global_batch": int(args.per_device_train_batch_size * args.gradient_accumulation_steps * args.world_size),
         "config": config,
     }
-    card.stages.append({k: summary[k] for k in ("stage", "steps", "train_loss", "tokens")} | {"data": data.kept})
-    card.save(out)
-    (out / SUMMARY_FILE).write_text(json.dumps(summary, indent=2, default=str) + "\n", encoding="utf-8")
+    if trainer.is_world_process_zero():
+        card.stages.append({k: summary[k] for k in ("stage", "steps", "train_loss", "tokens")} | {"data": data.kept})
+        card.save(out)
+        (out / SUMMARY_FILE).write_text(json.dumps(summary, indent=2, default=str) + "\n", encoding="utf-8")
+        write_model_card(out)
+        if args.push_to_hub:
+            _push(trainer, out)
+    trainer.accelerator.wait_for_everyone()
     return summary

@@ -49,7 +49,8 @@ from agentkd.models.student import PromptFormat, apply_lora, resolve_student
 from agentkd.policies.base import PolicyInput
 from agentkd.policies.prompt import build_messages, parse_output
 from agentkd.schema import Step, Task
-from agentkd.train.common import StageConfig, finish_run
+from agentkd.train.common import StageConfig, finish_run, run_training
+from agentkd.train.distributed import shared_start
 
 __all__ = ["EnvReward", "Episode", "GRPORunConfig", "MultiTurnRollout", "RolloutStats", "env_turn_text",
            "train_grpo"]
@@ -123,6 +124,10 @@ class RolloutStats:
         self.prompt_tokens += len(ep.prompt_ids)
         self.model_tokens += sum(ep.env_mask)
         self.env_tokens += len(ep.env_mask) - sum(ep.env_mask)
+
+    def merged(self, others: Sequence[RolloutStats]) -> RolloutStats:
+        """These totals plus ``others``' (every process's, after a run on several)."""
+        return RolloutStats(**{name: sum(getattr(s, name) for s in (self, *others)) for name in asdict(self)})
 
     def as_dict(self) -> dict[str, Any]:
         n = max(1, self.episodes)
@@ -406,28 +411,36 @@ def train_grpo(student: str | Path, out_dir: str | Path, config: GRPORunConfig |
 
     config = config or GRPORunConfig()
     started = time.perf_counter()
-    tasks = _tasks(config)
-
     spec = str(student)
     if spec == "tiny":
         spec = f"tiny:{config.tiny_size}"
-    texts: list[str] = []
-    if spec.startswith("tiny:"):  # a tokenizer for a fresh student, from the text it will see
-        rows, _ = grpo_prompts(tasks, make_env)
-        texts = [m["content"] for row in rows for m in row["prompt"]]
-    model, tokenizer, card = resolve_student(spec, out_dir, texts, allow_download=allow_download, seed=config.seed)
-    rows, by_prompt = grpo_prompts(tasks, make_env, card.prompt)
+
+    def build() -> tuple[Any, Any, Any, tuple[list[dict[str, Any]], dict[str, Task], DataReport]]:
+        """On the main process only: the tasks drawn, the student resolved, the first turns rendered."""
+        tasks = _tasks(config)
+        texts: list[str] = []
+        if spec.startswith("tiny:"):  # a tokenizer for a fresh student, from the text it will see
+            rows, _ = grpo_prompts(tasks, make_env)
+            texts = [m["content"] for row in rows for m in row["prompt"]]
+        model, tokenizer, card = resolve_student(spec, out_dir, texts, allow_download=allow_download,
+                                                 seed=config.seed)
+        rows, by_prompt = grpo_prompts(tasks, make_env, card.prompt)
+        report = DataReport(considered=len(tasks), kept=len(rows), tokens=sum(
+            len(tokenizer(render_chat(tokenizer, row["prompt"]), add_special_tokens=False)["input_ids"])
+            for row in rows))
+        if len(rows) < len(tasks):
+            report.dropped = Counter({"same first turn as another task": len(tasks) - len(rows)})
+        return model, tokenizer, card, (rows, by_prompt, report)
+
+    model, tokenizer, card, (rows, by_prompt, report) = shared_start(build, spec, out_dir,
+                                                                     allow_download=allow_download)
     rollout = MultiTurnRollout(config.env, by_prompt, card.prompt, max_turns=config.max_turns,
                                max_new_tokens=config.max_new_tokens)
-    report = DataReport(considered=len(tasks), kept=len(rows), tokens=sum(
-        len(tokenizer(render_chat(tokenizer, row["prompt"]), add_special_tokens=False)["input_ids"]) for row in rows))
-    if len(rows) < len(tasks):
-        report.dropped = Counter({"same first turn as another task": len(tasks) - len(rows)})
     if config.lora:
         model = apply_lora(model, r=config.lora_r, alpha=2 * config.lora_r)
 
-    args = GRPOConfig(**config.trainer_arguments(
-        out_dir,
+    args = config.trl_config(
+        GRPOConfig, out_dir,
         config.pick_learning_rate(tiny=card.base.startswith("tiny"), lora=config.lora),
         lr_scheduler_type="constant_with_warmup",
         num_generations=config.num_generations,
@@ -440,12 +453,16 @@ def train_grpo(student: str | Path, out_dir: str | Path, config: GRPORunConfig |
         shuffle_dataset=True,
         # GRPO batches carry no input_ids for the Trainer to count; TRL counts prompt + model tokens itself.
         include_num_input_tokens_seen="no",
-    ))
+    )
     trainer = GRPOTrainer(model=model, reward_funcs=[EnvReward(config.invalid_action_penalty)], args=args,
                           train_dataset=Dataset.from_list(rows), processing_class=tokenizer, rollout_func=rollout,
                           callbacks=config.callbacks(callbacks))
-    output = trainer.train()
-    report.extra["rollouts"] = rollout.stats.as_dict()
+    output = run_training(trainer, config)
     stats = rollout.stats
+    if trainer.accelerator.num_processes > 1:  # each process played its share of the episodes
+        from accelerate.utils import gather_object
+
+        stats = RolloutStats().merged(gather_object([stats]))
+    report.extra["rollouts"] = stats.as_dict()
     return finish_run(trainer, output, stage="grpo", out_dir=out_dir, card=card, data=report, started=started,
                       tokens=stats.prompt_tokens + stats.model_tokens + stats.env_tokens, config=asdict(config))

@@ -43,9 +43,11 @@ from agentkd.train.common import (
     StageConfig,
     finish_run,
     load_trajectories,
+    run_training,
     student_texts,
     tokens_trained,
 )
+from agentkd.train.distributed import shared_start
 
 __all__ = ["RediCollator", "RediRunConfig", "RediTrainer", "tokenize_pair", "train_redi"]
 
@@ -242,33 +244,37 @@ def train_redi(store: Any, student: str | Path, out_dir: str | Path, config: Red
 
     Returns the training summary (also written to ``out_dir/training_summary.json``).
     Raises :class:`~agentkd.distill.EmptyDatasetError` when the store has no negatives or no pair
-    can be formed; its message says what to collect.
+    can be formed; its message says what to collect. Under ``accelerate launch`` only the main
+    process reads ``store`` (the others may pass ``None``).
     """
     from datasets import Dataset
     from transformers import TrainingArguments
 
     config = config or RediRunConfig()
     started = time.perf_counter()
-    trajectories = load_trajectories(store, env=config.env, split=config.split)
-    make_env, load_task = _step_pair_sources(trajectories) if config.step_pairs else (None, None)
-
     spec = str(student)
-    texts = student_texts(trajectories) if spec.startswith("tiny") else ()  # only a fresh tiny student needs them
-    model, tokenizer, card = resolve_student(spec, out_dir, texts, allow_download=allow_download, seed=config.seed)
-    rows, report = redi_pairs(trajectories, tokenizer, fmt=card.prompt, max_length=config.max_length,
-                              step_pairs=config.step_pairs, trajectory_pairs=config.trajectory_pairs,
-                              make_env=make_env, load_task=load_task,
-                              max_step_pairs_per_episode=config.max_step_pairs_per_episode)
-    if config.step_pairs and make_env is None:
-        report.extra["step_pairs_skipped"] = "an environment of these trajectories has no expert"
-    features = [tokenize_pair(row, tokenizer) for row in rows]
 
-    args = TrainingArguments(**config.trainer_arguments(
-        out_dir, config.pick_learning_rate(tiny=card.base.startswith("tiny")), lr_scheduler_type="cosine",
-        remove_unused_columns=False))
+    def build() -> tuple[Any, Any, Any, tuple[list[dict[str, list[int]]], Any]]:
+        """On the main process only: the store read, the student resolved, the pairs built and tokenised."""
+        trajectories = load_trajectories(store, env=config.env, split=config.split)
+        make_env, load_task = _step_pair_sources(trajectories) if config.step_pairs else (None, None)
+        texts = student_texts(trajectories) if spec.startswith("tiny") else ()  # only a fresh tiny student needs them
+        model, tokenizer, card = resolve_student(spec, out_dir, texts, allow_download=allow_download, seed=config.seed)
+        rows, report = redi_pairs(trajectories, tokenizer, fmt=card.prompt, max_length=config.max_length,
+                                  step_pairs=config.step_pairs, trajectory_pairs=config.trajectory_pairs,
+                                  make_env=make_env, load_task=load_task,
+                                  max_step_pairs_per_episode=config.max_step_pairs_per_episode)
+        if config.step_pairs and make_env is None:
+            report.extra["step_pairs_skipped"] = "an environment of these trajectories has no expert"
+        return model, tokenizer, card, ([tokenize_pair(row, tokenizer) for row in rows], report)
+
+    model, tokenizer, card, (features, report) = shared_start(build, spec, out_dir, allow_download=allow_download)
+    args = config.trl_config(
+        TrainingArguments, out_dir, config.pick_learning_rate(tiny=card.base.startswith("tiny")),
+        lr_scheduler_type="cosine", remove_unused_columns=False)
     trainer = RediTrainer(model=model, args=args, train_dataset=Dataset.from_list(features),
                           processing_class=tokenizer, alpha=config.alpha,
                           callbacks=config.callbacks(callbacks))
-    output = trainer.train()
+    output = run_training(trainer, config)
     return finish_run(trainer, output, stage="redi", out_dir=out_dir, card=card, data=report, started=started,
                       tokens=tokens_trained(trainer, report.tokens), config=asdict(config))

@@ -42,8 +42,8 @@ _PUBLIC: dict[str, str] = {
     "make_env": "agentkd.envs",
     "CodeSandbox": "agentkd.tools.sandbox",
     # teachers and collection
-    "resolve_teacher": "agentkd.collect",
-    "collect": "agentkd.collect",
+    "resolve_teacher": "agentkd.collection",
+    "collect": "agentkd.collection",
     # training
     "SFTRunConfig": "agentkd.train.sft",
     "train_sft": "agentkd.train.sft",

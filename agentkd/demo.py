@@ -49,7 +49,7 @@ class DemoConfig:
 
 def run_demo(config: DemoConfig, console: Any, on_stage: Any = None) -> Any:
     """Run the whole pipeline; returns the evaluation results (also written to ``workdir/report``)."""
-    from agentkd.collect import collect_async, plan_episodes
+    from agentkd.collection import collect_async, plan_episodes
     from agentkd.envs import get_spec, load_tasks
     from agentkd.policies.expert import ExpertPolicy
     from agentkd.replay.engine import ReplayEngine

@@ -43,7 +43,7 @@ def mixed_store(tmp_path_factory, model_dir):
     24 expert episodes of valid_unseen (all won) and 8 student episodes of its first 8 tasks, cut at
     4 steps (all lost): enough for SFT, REDI trajectory and step pairs, and GRPO prompts.
     """
-    from agentkd.collect import collect
+    from agentkd.collection import collect
     from agentkd.policies.expert import ExpertPolicy
     from agentkd.policies.hf import HFPolicy
     from agentkd.store import ExperienceStore

@@ -29,7 +29,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("agentkd.envs",),
     ("agentkd.policies",),
     ("agentkd.agents",),
-    ("agentkd.collect",),
+    ("agentkd.collection",),
     ("agentkd.distill",),
     ("agentkd.train",),
     ("agentkd.replay",),
@@ -222,3 +222,26 @@ def test_import_is_light(modules):
 def test_cli_help_runs():
     result = subprocess.run([sys.executable, "-m", "agentkd.cli", "--help"], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0 and "play" in result.stdout
+
+
+# ---------------------------------------------------------------------------------------------------- the public façade
+
+
+def test_the_public_api_is_lazy_complete_and_never_imported_from_inside():
+    import agentkd
+
+    code = ("import sys, agentkd; loaded = sorted(m for m in sys.modules if m.startswith(('agentkd.', 'torch', "
+            "'transformers', 'chromadb', 'langchain', 'environments'))); print(loaded)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    assert out.stdout.strip() == "[]", out.stdout
+    for name, module in agentkd._PUBLIC.items():  # every name resolves, to the object its module defines
+        value = getattr(agentkd, name)
+        assert value is getattr(__import__(module, fromlist=[name]), name)
+        assert (value.__doc__ or "").strip(), f"agentkd.{name} has no docstring"
+    with pytest.raises(AttributeError, match="no attribute 'nothing_here'"):
+        agentkd.nothing_here  # noqa: B018
+    modules = find_modules(ROOT, PACKAGES)
+    inside = [f"{path.relative_to(ROOT)}:{line}: {written}" for name, path in modules.items() if name != "agentkd"
+              for line, written, target in imports_of(name, path, modules)
+              if target == "agentkd" and any(public in written for public in agentkd._PUBLIC)]
+    assert not inside, "import the defining module, not the façade:\n" + "\n".join(inside)

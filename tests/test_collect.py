@@ -13,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from agentkd.cli import app
-from agentkd.collect import CollectionAborted, collect, parse_shard, plan_episodes
+from agentkd.collection import CollectionAborted, collect, parse_shard, plan_episodes
 from agentkd.policies.expert import ExpertPolicy
 from agentkd.store import ExperienceStore
 from environments.household import load_split

@@ -148,7 +148,7 @@ def test_the_experts_mistakes_are_shown_recovered_from_and_never_trained(tokeniz
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import SFTConfig, SFTTrainer
 
-    from agentkd.collect import collect
+    from agentkd.collection import collect
     from agentkd.distill.datasets import is_mistake, redi_pairs
     from agentkd.policies.expert import ExpertPolicy
     from agentkd.policies.prompt import assistant_text

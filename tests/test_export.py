@@ -13,7 +13,7 @@ from agentkd.cli import app
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
     """6 expert episodes of valid_unseen (won) and one failed copy of the first (its last step removed)."""
-    from agentkd.collect import collect
+    from agentkd.collection import collect
     from agentkd.policies.expert import ExpertPolicy
     from agentkd.store import ExperienceStore
 

@@ -22,7 +22,7 @@ pytest.importorskip("chromadb")
 pytest.importorskip("sentence_transformers")
 
 from agentkd.agents import play_episode  # noqa: E402
-from agentkd.collect import collect_async, plan_episodes  # noqa: E402
+from agentkd.collection import collect_async, plan_episodes  # noqa: E402
 from agentkd.distill.principles import (  # noqa: E402
     RETRIEVED_KEY,
     SHOWN_KEY,

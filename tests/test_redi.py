@@ -145,7 +145,7 @@ def test_train_redi_end_to_end(mixed_store, model_dir, tmp_path):
 
 
 def test_no_negatives_says_how_to_collect_them(model_dir, tmp_path):
-    from agentkd.collect import collect
+    from agentkd.collection import collect
     from agentkd.policies.expert import ExpertPolicy
     from agentkd.store import ExperienceStore
 

@@ -73,7 +73,7 @@ def test_an_empty_store_says_what_to_collect(tmp_path):
 
 
 def test_a_store_of_failures_only_is_refused(tmp_path, model_dir):
-    from agentkd.collect import collect
+    from agentkd.collection import collect
     from agentkd.policies.hf import HFPolicy
     from agentkd.train.sft import SFTRunConfig, train_sft
 

@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="module")
 def expert_store(tmp_path_factory):
     """A real Chroma store with 8 expert episodes of valid_unseen (all won): a few seconds to record."""
-    from agentkd.collect import collect
+    from agentkd.collection import collect
     from agentkd.policies.expert import ExpertPolicy
     from agentkd.store import ExperienceStore
 

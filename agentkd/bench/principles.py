@@ -76,7 +76,7 @@ def _row(name: str, trajectories: list[Trajectory]) -> AblationRow:
 
 
 def _play(policy: Any, tasks: list, max_steps: int, workers: int, label: str) -> list[Trajectory]:
-    from agentkd.collect import collect_async, plan_episodes
+    from agentkd.collection import collect_async, plan_episodes
     from agentkd.eval.run import MemoryStore
 
     played: list[Trajectory] = []
@@ -104,7 +104,7 @@ def principles_ablation(
     on_stage: Callable[[str], None] | None = None,
 ) -> AblationResult:
     """Run the ablation (see the module docstring); ``store`` defaults to a temporary folder."""
-    from agentkd.collect import collect_async, plan_episodes
+    from agentkd.collection import collect_async, plan_episodes
     from agentkd.distill.principles.pipeline import distill_principles
     from agentkd.distill.principles.retrieve import PrincipleRetriever, PrinciplesPolicy
     from agentkd.envs import load_tasks

@@ -30,7 +30,7 @@ __all__ = ["bench_replay"]
 
 def _play(policy: Any, tasks: list[Any], workers: int, max_steps: int) -> tuple[int, float]:
     """Play ``tasks`` with ``workers`` concurrent episodes; returns (env steps, seconds)."""
-    from agentkd.collect import collect_async, plan_episodes
+    from agentkd.collection import collect_async, plan_episodes
     from agentkd.eval.run import MemoryStore
 
     started = time.perf_counter()

@@ -49,7 +49,7 @@ def collect(
         TimeRemainingColumn,
     )
 
-    from agentkd.collect import collect_async, parse_shard, plan_episodes, resolve_teacher
+    from agentkd.collection import collect_async, parse_shard, plan_episodes, resolve_teacher
     from agentkd.envs import load_tasks
     from agentkd.splits import split_name
     from agentkd.store import ExperienceStore

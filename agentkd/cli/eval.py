@@ -37,7 +37,7 @@ def eval_cmd(
     """Evaluate a student (greedy, self-consistency, in-context distillation, cascade) and write a report."""
     from rich.console import Console
 
-    from agentkd.collect import chat_spec, resolve_teacher
+    from agentkd.collection import chat_spec, resolve_teacher
     from agentkd.envs import get_spec
     from agentkd.eval.run import evaluate_with_report, parse_configs
     from agentkd.store import ExperienceStore

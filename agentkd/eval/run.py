@@ -186,7 +186,7 @@ def evaluate(
         on_config: called with (config name, split, number of episodes) before a configuration starts.
         trajectories: if given, every evaluated trajectory (played now or found in the store) is appended to it.
     """
-    from agentkd.collect import collect_async, plan_episodes
+    from agentkd.collection import collect_async, plan_episodes
     from agentkd.envs import get_spec
     from agentkd.policies.expert import ExpertPolicy
     from agentkd.replay.engine import ReplayEngine

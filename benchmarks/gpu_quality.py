@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
     from rich.console import Console
 
-    from agentkd.collect import collect_async, plan_episodes
+    from agentkd.collection import collect_async, plan_episodes
     from agentkd.envs import load_tasks
     from agentkd.eval.run import evaluate_with_report, parse_configs
     from agentkd.policies.expert import ExpertPolicy

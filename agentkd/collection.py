@@ -107,7 +107,13 @@ def resolve_teacher(spec: str, env_name: str, *, first_thought: bool = False, te
     """`expert`, `openai:MODEL` (any OpenAI-compatible endpoint, e.g. vLLM, via OPENAI_BASE_URL),
     `provider:MODEL` (any LangChain chat model ``init_chat_model`` knows, e.g. `anthropic:claude-...`), or a
     local Hugging Face model directory / hub name / packaged student. ``mistake_rate``: the expert's
-    deliberate, recovered mistakes."""
+    deliberate, recovered mistakes.
+
+    Example::
+
+        teacher = resolve_teacher("openai:gpt-4o-mini", "household", max_new_tokens=256)
+        teacher.act([...])   # one batched call for several episodes' states
+    """
     if mistake_rate and spec != "expert":
         raise ValueError("--mistake-rate applies to the expert teacher")
     if spec == "expert":
@@ -251,6 +257,13 @@ async def collect_async(policy: Policy, env_name: str, plan: list[tuple[Task, in
 
 def collect(policy: Policy, env_name: str, split: str, episodes: int, store: TrajectoryStore,
             shard: tuple[int, int] = (0, 1), **kwargs) -> CollectSummary:
-    """Synchronous entry point: `episodes` episodes of `split` with `policy` into `store`."""
+    """Synchronous entry point: `episodes` episodes of `split` with `policy` into `store`.
+
+    Example::
+
+        store = ExperienceStore("trajectories/store")
+        summary = collect(resolve_teacher("expert", "household"), "household", "train", 200, store, workers=8)
+        summary.played, summary.succeeded, summary.failures   # a re-run plays only what is missing
+    """
     plan = plan_episodes(load_tasks(env_name, split), episodes, shard)
     return asyncio.run(collect_async(policy, env_name, plan, store, **kwargs))

@@ -90,7 +90,13 @@ def _load_entry_point(entry: metadata.EntryPoint) -> EnvSpec:
 
 
 def get_spec(name: str) -> EnvSpec:
-    """The spec of environment ``name`` (imported on first use, then kept)."""
+    """The spec of environment ``name`` (imported on first use, then kept).
+
+    Example::
+
+        spec = get_spec("household")        # or an environment an installed package adds
+        spec.task_types, spec.max_steps, spec.splits
+    """
     with _lock:
         if name in _specs:
             return _specs[name]
@@ -119,10 +125,23 @@ def is_code(name: str) -> bool:
 
 
 def make_env(name: str, **kwargs) -> Env:
-    """A fresh environment instance (one per concurrent episode)."""
+    """A fresh environment instance (one per concurrent episode).
+
+    Example::
+
+        env = make_env("household")
+        observation = env.reset(load_tasks("household", "valid_unseen")[0])
+        observation, reward, done, info = env.step(env.admissible_actions()[0])
+    """
     return get_spec(name).make_env(**kwargs)
 
 
 def load_tasks(name: str, split: str) -> list[Task]:
-    """The tasks of a named split, or of a path to the user's own files (see :mod:`agentkd.splits`)."""
+    """The tasks of a named split, or of a path to the user's own files (see :mod:`agentkd.splits`).
+
+    Example::
+
+        load_tasks("household", "valid_unseen")[:3]
+        load_tasks("math", "data/gsm8k/test.jsonl")   # GSM8K-style JSONL
+    """
     return get_spec(name).load_split(split)

@@ -185,6 +185,12 @@ def evaluate(
         on_episode: called with (config name, split, trajectory) after each episode.
         on_config: called with (config name, split, number of episodes) before a configuration starts.
         trajectories: if given, every evaluated trajectory (played now or found in the store) is appended to it.
+
+    Example::
+
+        results = evaluate("runs/sft", parse_configs("greedy,sc@8+constrained,sc@8+cascade@0.5,teacher"),
+                           store=ExperienceStore("trajectories/store"), max_tasks=24, max_steps=50)
+        {c.name: c.metrics.overall.success_rate for c in results.configs}
     """
     from agentkd.collection import collect_async, plan_episodes
     from agentkd.envs import get_spec

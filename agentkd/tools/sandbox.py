@@ -399,6 +399,12 @@ class CodeSandbox:
     isolation: "auto", "bwrap" or "process"; the attribute holds the mode in use.
     max_processes: processes and threads the sandbox may run at once (its interpreters and forks included).
     python: the interpreter to run the code with (default: the host's own, outside any venv).
+
+    Example::
+
+        with CodeSandbox(timeout_s=5, tools={"search": lambda q: corpus.search(q)}) as box:
+            box.run("x = 6 * 7")
+            box.run("print(x, search('capital of France'))").stdout
     """
 
     def __init__(self, *, timeout_s: float = 10.0, cpu_s: float | None = None, memory_mb: int = 512,

@@ -405,6 +405,10 @@ def train_grpo(student: str | Path, out_dir: str | Path, config: GRPORunConfig |
     ``data`` holds the prompt counts and the rollout totals (episodes, win rate, mean return,
     invalid actions, tokens). ``tokens`` (for tokens/s) counts every rollout's prompt and
     completion tokens, environment turns included: the sequences the policy was trained on.
+
+    Example::
+
+        train_grpo("runs/redi", "runs/grpo", GRPORunConfig(split="train", max_minutes=60, beta=0.04))
     """
     from datasets import Dataset
     from trl import GRPOConfig, GRPOTrainer

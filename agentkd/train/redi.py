@@ -246,6 +246,10 @@ def train_redi(store: Any, student: str | Path, out_dir: str | Path, config: Red
     Raises :class:`~agentkd.distill.EmptyDatasetError` when the store has no negatives or no pair
     can be formed; its message says what to collect. Under ``accelerate launch`` only the main
     process reads ``store`` (the others may pass ``None``).
+
+    Example::
+
+        train_redi(store, "runs/sft", "runs/redi", RediRunConfig(alpha=0.8, max_minutes=30))
     """
     from datasets import Dataset
     from transformers import TrainingArguments

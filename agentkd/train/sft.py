@@ -103,6 +103,12 @@ def train_sft(store: Any, student: str | Path, out_dir: str | Path, config: SFTR
     Returns the training summary (also written to ``out_dir/training_summary.json``).
     Raises :class:`~agentkd.distill.EmptyDatasetError` when the store has no usable trajectory.
     Under ``accelerate launch`` only the main process reads ``store`` (the others may pass ``None``).
+
+    Example::
+
+        summary = train_sft(ExperienceStore("trajectories/store"), "smollm2-135m", "runs/sft",
+                            SFTRunConfig(max_minutes=45, batch_size=1))
+        summary["steps"], summary["tokens_per_second"]
     """
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer

@@ -29,6 +29,9 @@ def collect(
     mistake_rate: float = typer.Option(0.0, min=0.0, max=0.99, help="The expert takes a wrong admissible action "
                                        "with this probability per step, then recovers: data with mistakes and "
                                        "recoveries (the mistakes are shown to students, never trained on)."),
+    embedder: str = typer.Option(None, help="Embedder of a new store: static or minilm (default: an existing "
+                                 "store's own, else agentkd's default). A store never mixes embedders."),
+    embed_device: str = typer.Option("cpu", help="Torch device of the MiniLM embedder (cuda with a GPU)."),
 ) -> None:
     """Record teacher trajectories into the experience store. Re-running the same command resumes."""
     from rich.console import Console
@@ -43,14 +46,14 @@ def collect(
 
     from agentkd.collect import collect_async, plan_episodes, resolve_teacher
     from agentkd.envs import load_tasks
-    from agentkd.store import ExperienceStore, StoreError
+    from agentkd.store import ExperienceStore
 
     console = Console(soft_wrap=True)
     try:
         plan = plan_episodes(load_tasks(env, split), episodes)
         policy = resolve_teacher(teacher, env, first_thought=first_thought, temperature=temperature, prices=prices,
                                  mistake_rate=mistake_rate)
-        experience = ExperienceStore(store)
+        experience = ExperienceStore(store, embedding_function=embedder, embed_device=embed_device)
     except (AgentKDError, ValueError, OSError) as exc:  # StoreError is an AgentKDError
         _fail(str(exc))
 
@@ -78,7 +81,7 @@ def collect(
             summary = asyncio.run(collect_async(policy, env, plan, experience, workers=workers, max_steps=max_steps,
                                                 flush_every=flush_every, on_episode=on_episode,
                                                 on_stored=on_stored))
-        except StoreError as exc:
+        except AgentKDError as exc:  # the store's or the embedder's (StoreError, StaticEmbedderError)
             _fail(str(exc))
         progress.update(bar, completed=summary.already_stored + summary.played)
     console.print(

@@ -48,9 +48,9 @@ def _ms(values: list[float]) -> tuple[float, float]:
     return round(1000 * statistics.median(values), 2), round(1000 * _percentile(values, 0.95), 2)
 
 
-def held_out_queries(n: int, seed: int = 0, episodes: int = 40) -> list[tuple[str, str]]:
-    """``n`` (step context, task type) decision points of expert episodes on ``valid_seen`` tasks:
-    tasks that are not in the store, as in-context distillation meets them."""
+def held_out_queries(n: int, seed: int = 0, episodes: int = 40) -> list[tuple[str, str, str]]:
+    """``n`` (step context, task type, the expert's action there) decision points of expert episodes on
+    ``valid_seen`` tasks: tasks that are not in the store, as in-context distillation meets them."""
     from agentkd.store.records import step_context
     from environments.household import load_split
 
@@ -60,7 +60,8 @@ def held_out_queries(n: int, seed: int = 0, episodes: int = 40) -> list[tuple[st
     for _ in range(n):
         traj = rng.choice(held_out)
         position = rng.randrange(traj.num_steps)
-        picks.append((step_context(traj.goal, traj.steps[:position], traj.steps[position].observation), traj.task_type))
+        context = step_context(traj.goal, traj.steps[:position], traj.steps[position].observation)
+        picks.append((context, traj.task_type, traj.steps[position].action))
     return picks
 
 
@@ -126,7 +127,7 @@ def _bench_one(
     embedded = embedder.encoded_texts
 
     plain, filtered, embed_ms, search_ms = [], [], [], []
-    for text, task_type in picks:
+    for text, task_type, _ in picks:
         start = time.perf_counter()
         vectors = store._embed([text])
         middle = time.perf_counter()
@@ -218,8 +219,7 @@ def bench_store(
             contexts = _contexts(trajectories, compare_contexts)
             stage(f"comparing embedders on {len(contexts[0]):,} distinct contexts of {compare_contexts:,} steps")
             result["comparison"] = compare_embedders(
-                contexts[0],
-                contexts[1],
+                *contexts,
                 held_out_queries(compare_queries, seed=seed + 1),
                 {name: _make(name, embed_device, precision) for name in embedders},
                 steps=compare_contexts,
@@ -229,19 +229,19 @@ def bench_store(
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _contexts(trajectories: list[Trajectory], n_steps: int) -> tuple[list[str], list[str]]:
-    """The distinct step contexts of the first ``n_steps`` steps, with their task types."""
+def _contexts(trajectories: list[Trajectory], n_steps: int) -> tuple[list[str], list[str], list[str]]:
+    """The distinct step contexts of the first ``n_steps`` steps, with their task types and actions."""
     from agentkd.store.records import steps_of
 
-    seen: dict[str, str] = {}
+    seen: dict[str, tuple[str, str]] = {}
     count = 0
     for traj in trajectories:
-        for _, context in steps_of(traj):
+        for step, context in steps_of(traj):
             if count >= n_steps:
-                return list(seen), list(seen.values())
-            seen.setdefault(context, traj.task_type)
+                break
+            seen.setdefault(context, (traj.task_type, step.action))
             count += 1
-    return list(seen), list(seen.values())
+    return list(seen), [kind for kind, _ in seen.values()], [action for _, action in seen.values()]
 
 
 def _top(matrix: np.ndarray, queries: np.ndarray, k: int, allowed: np.ndarray | None = None) -> np.ndarray:
@@ -254,7 +254,8 @@ def _top(matrix: np.ndarray, queries: np.ndarray, k: int, allowed: np.ndarray | 
 def compare_embedders(
     texts: list[str],
     task_types: list[str],
-    queries: list[tuple[str, str]],
+    actions: list[str],
+    queries: list[tuple[str, str, str]],
     embedders: dict[str, Any],
     *,
     reference: str = "minilm",
@@ -267,7 +268,10 @@ def compare_embedders(
     ``recall_at_k``: the mean share of the reference's ``k`` nearest texts (cosine, exact search)
     that an embedder also puts in its ``k`` nearest, for each held-out query. ``demo_agreement``:
     the same for the top ``demos`` texts of the query's task type (what in-context distillation
-    shows), and ``first_demo_same``: how often the first demonstration is the same text.
+    shows), and ``first_demo_same``: how often the first demonstration is the same text. Measured
+    against the expert instead of another embedder: ``demo_action`` is how often the first
+    demonstration's action is the expert's action at the query, ``demo_verb`` how often its verb
+    (go, take, open, ...) is.
     """
     vectors: dict[str, np.ndarray] = {}
     query_vectors: dict[str, np.ndarray] = {}
@@ -277,14 +281,21 @@ def compare_embedders(
         start = time.perf_counter()
         vectors[name] = np.stack(embedder.encode(texts))
         seconds = time.perf_counter() - start
-        query_vectors[name] = np.stack(embedder.encode([text for text, _ in queries]))
+        query_vectors[name] = np.stack(embedder.encode([text for text, _, _ in queries]))
         figures[name] = {
             "texts_per_s": round(len(texts) / seconds, 1),
             "embed_s": round(seconds, 2),
             "dims": int(vectors[name].shape[1]),
         }
     kinds = np.array(task_types)
-    allowed = np.array([kind for _, kind in queries])[:, None] == kinds[None, :]
+    allowed = np.array([kind for _, kind, _ in queries])[:, None] == kinds[None, :]
+    expert = [action for _, _, action in queries]
+    for name in vectors:
+        shown = [actions[i] for i in _top(vectors[name], query_vectors[name], 1, allowed)[:, 0]]
+        same = [a == b for a, b in zip(shown, expert, strict=True)]
+        same_verb = [a.split()[:1] == b.split()[:1] for a, b in zip(shown, expert, strict=True)]
+        figures[name]["demo_action"] = round(float(np.mean(same)), 3)
+        figures[name]["demo_verb"] = round(float(np.mean(same_verb)), 3)
     if reference in vectors:
         ref_top = _top(vectors[reference], query_vectors[reference], k)
         ref_demo = _top(vectors[reference], query_vectors[reference], demos, allowed)

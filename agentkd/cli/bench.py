@@ -90,11 +90,13 @@ def bench_store_cmd(
         table = Table(title=f"the same {comparison['steps']:,} step contexts ({comparison['texts']:,} distinct), "
                             f"{comparison['queries']} held-out queries, against {comparison['reference']}")
         for column in ("embedder", "dims", "texts/s", f"recall@{comparison['k']}",
-                       f"ICD demos agree (top {comparison['demos']})", "first demo same"):
+                       f"ICD demos agree (top {comparison['demos']})", "first demo same",
+                       "first demo = expert action", "= expert verb"):
             table.add_column(column, justify="left" if column == "embedder" else "right")
         for name, m in comparison["embedders"].items():
             table.add_row(name, str(m["dims"]), f"{m['texts_per_s']:,.0f}", f"{m.get('recall_at_k', 0):.3f}",
-                          f"{m.get('demo_agreement', 0):.3f}", f"{m.get('first_demo_same', 0):.3f}")
+                          f"{m.get('demo_agreement', 0):.3f}", f"{m.get('first_demo_same', 0):.3f}",
+                          f"{m['demo_action']:.3f}", f"{m['demo_verb']:.3f}")
         console.print(table)
 
 

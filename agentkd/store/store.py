@@ -113,11 +113,9 @@ class ExperienceStore(PrincipleStorage):
     Args:
         location: a folder for the embedded store (created when missing or empty) or
             ``http(s)://host:port`` of a Chroma server (``chroma run --path DIR --port PORT``).
-        embedding_function: any Chroma embedding function, or the name of one agentkd builds
-            (``"minilm"``, ``"static"``: :mod:`.embedder_choice`). ``None`` (the default) opens an
-            existing store with the embedder it records and creates a new one with
-            :data:`~agentkd.store.embedder_choice.DEFAULT_EMBEDDER`. A store remembers its embedder's
-            name and refuses to open with a different one, naming both.
+        embedding_function: any Chroma embedding function, or ``"minilm"``/``"static"``
+            (:mod:`.embedder_choice`); ``None``: an existing store's recorded one, else the default.
+            A store remembers its embedder and refuses to open with another one, naming both.
         embed_device: torch device of an embedder agentkd makes (``cuda`` for MiniLM on a GPU).
         create: create the store when it does not exist (otherwise :class:`StoreError`).
         collection_prefix: collection names are ``{prefix}_trajectories`` etc.; several stores
@@ -253,7 +251,8 @@ class ExperienceStore(PrincipleStorage):
             if meta.get("embedder") and meta["embedder"] != self.embedder:
                 raise StoreError(
                     f"the store at {self.location} was embedded with {meta['embedder']!r}, not {self.embedder!r}; "
-                    "open it with the same embedding_function (vectors of different embedders do not compare)"
+                    "open it with no embedder chosen (it then uses its own) or the same one; vectors of different "
+                    "embedders do not compare"
                 )
         else:
             ours = {self._name(kind) for kind in ("trajectories", "steps", "principles")} & names

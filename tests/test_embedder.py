@@ -74,7 +74,9 @@ def test_static_builds_offline_and_embeds(agentkd_home, small_static):
     assert target.parent.parent == agentkd_home and (target / "model.safetensors").is_file()
     marker = json.loads((target / DISTILLED_MARKER).read_text())
     assert marker["version"] == STATIC_VERSION and marker["dims"] == PCA_DIMS
-    vectors = small_static(["> go to countertop 1", "> go to countertop 2", "Goal: heat some egg and put it in fridge."])
+    vectors = small_static(
+        ["> go to countertop 1", "> go to countertop 2", "Goal: heat some egg and put it in fridge."]
+    )
     assert len(vectors) == 3 and all(v.shape == (PCA_DIMS,) and v.dtype == np.float32 for v in vectors)
     assert all(abs(np.linalg.norm(v) - 1) < 1e-5 for v in vectors)
     assert _cos(vectors[0], vectors[1]) > _cos(vectors[0], vectors[2])
@@ -164,8 +166,10 @@ def test_store_with_an_unknown_recorded_embedder_needs_one(tmp_path):
 def test_corpus_index_takes_the_static_embedder(tmp_path, small_static, minilm):
     from agentkd.tools.retrieval import CorpusIndex, CorpusIndexError, Document
 
-    docs = [Document(id="a", title="Kettle", text="A kettle boils water on the stove."),
-            Document(id="b", title="Bicycle", text="A bicycle has two wheels and pedals.")]
+    docs = [
+        Document(id="a", title="Kettle", text="A kettle boils water on the stove."),
+        Document(id="b", title="Bicycle", text="A bicycle has two wheels and pedals."),
+    ]
     with CorpusIndex(tmp_path / "corpus", embedding_function=small_static, hybrid=False) as index:
         index.add(docs)
         assert index.search("boil water in a kettle", k=1)[0].id == "a"

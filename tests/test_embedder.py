@@ -217,3 +217,23 @@ def test_full_static_build_from_the_packaged_model(tmp_path, monkeypatch, minilm
     np.fill_diagonal(ours, -2)
     np.fill_diagonal(theirs, -2)
     assert np.mean(ours.argmax(1) == theirs.argmax(1)) >= 0.5
+
+
+# ---- the command line ---------------------------------------------------------------------------
+
+
+def test_cli_embedder_option(tmp_path, small_static, episodes):
+    from typer.testing import CliRunner
+
+    from agentkd.cli import app
+
+    bad = CliRunner().invoke(app, ["collect", "--episodes", "1", "--store", str(tmp_path / "x"), "--embedder", "bert"])
+    assert bad.exit_code == 2 and "unknown embedder 'bert'" in bad.output
+    assert not (tmp_path / "x").exists()  # refused before anything was created
+
+    location = tmp_path / "store"
+    ExperienceStore(location, embedding_function=small_static, spool_dir=tmp_path / "spool").close()
+    stats = CliRunner().invoke(app, ["store", "stats", "--store", str(location)])
+    assert stats.exit_code == 0 and STATIC_EMBEDDER_NAME in stats.output  # opened with its recorded embedder
+    other = CliRunner().invoke(app, ["collect", "--episodes", "1", "--store", str(location), "--embedder", "minilm"])
+    assert other.exit_code == 2 and STATIC_EMBEDDER_NAME in other.output and EMBEDDERS["minilm"] in other.output

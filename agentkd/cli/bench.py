@@ -38,33 +38,66 @@ def bench_env_cmd(
 
 @bench_app.command("store")
 def bench_store_cmd(
-    steps: int = typer.Option(20_000, help="Steps to ingest (real household expert steps)."),
-    queries: int = typer.Option(200, help="Similarity queries to time."),
-    precision: str = typer.Option("auto", help="Embedder precision: auto, float32, bfloat16, float16."),
-    store: str = typer.Option(None, help="Store folder or server URL (default: a temporary folder)."),
+    steps: int = typer.Option(20_000, min=1, help="Steps to ingest per embedder (real household expert steps)."),
+    queries: int = typer.Option(200, min=1, help="Similarity queries to time (plain and filtered)."),
+    embedder: list[str] = typer.Option(["static", "minilm"], "--embedder",  # noqa: B008
+                                       help="Embedders side by side (repeat the option): static, minilm."),
+    minilm_steps: int = typer.Option(0, min=0, help="Ingest at most this many steps with MiniLM (0: --steps): "
+                                     "its ingest at 100k steps takes about half an hour on two cores."),
+    compare_contexts: int = typer.Option(20_000, min=0, help="Step contexts embedded by every embedder for "
+                                         "texts/s and recall@5 against MiniLM (0: skip)."),
+    embed_device: str = typer.Option("cpu", help="Torch device of MiniLM: cpu, or cuda with a GPU."),
+    precision: str = typer.Option("auto", help="MiniLM precision: auto, float32, bfloat16, float16."),
+    store: str = typer.Option(None, help="Folder for the stores (default: a temporary folder)."),
 ) -> None:
-    """Experience store: ingest steps/s (embedding included) and query latency p50/p95."""
+    """Experience store per embedder: ingest steps/s, query p50/p95, filtered queries, the embedder's share;
+    recall@5 of each embedder's neighbours against MiniLM's on the same step contexts."""
     from rich.console import Console
     from rich.table import Table
 
     from agentkd.bench.store import bench_store
 
-    r = bench_store(steps, queries=queries, path=store, precision=precision)
-    table = Table(title=f"experience store, {r['stored_steps']:,} steps ({r['precision']} embedder)")
+    unknown = sorted(set(embedder) - {"static", "minilm"})
+    if unknown:
+        _fail(f"unknown embedder(s) {', '.join(unknown)}; choose static or minilm")
+    console = Console(soft_wrap=True)
+    caps = {"minilm": minilm_steps} if minilm_steps else None
+    r = bench_store(steps, queries=queries, path=store, embedders=embedder, max_steps=caps,
+                    compare_contexts=compare_contexts, embed_device=embed_device, precision=precision,
+                    on_stage=lambda text: console.print(f"[dim]{text}[/]"))
+    names = list(r["embedders"])
+    table = Table(title=f"experience store, {queries} held-out queries (k=5), embedder device {embed_device}")
     table.add_column("measure")
-    table.add_column("value", justify="right")
-    rows = [
-        ("ingest, steps/s (embedding + Chroma)", f"{r['ingest_steps_per_s']:.1f}"),
-        ("  texts embedded (steps and goals)", f"{r['embedded_texts']:,}"),
-        ("  embedder alone, texts/s", f"{r['embed_texts_per_s']:.1f}"),
-        ("  Chroma writes alone, steps/s", f"{r['store_only_steps_per_s']:.1f}"),
-        ("query p50 / p95, ms", f"{r['query_p50_ms']:.1f} / {r['query_p95_ms']:.1f}"),
-        ("  embedding / search p50, ms", f"{r['query_embed_p50_ms']:.1f} / {r['query_search_p50_ms']:.1f}"),
-        ("batched queries, ms per query", f"{r['batched_ms_per_query']:.1f}"),
-    ]
-    for name, value in rows:
-        table.add_row(name, value)
-    Console().print(table)
+    for name in names:
+        table.add_column(name, justify="right")
+
+    def row(label: str, fmt) -> None:
+        table.add_row(label, *(fmt(r["embedders"][name]) for name in names))
+
+    row("stored steps", lambda m: f"{m['stored_steps']:,}")
+    row("ingest, steps/s (embedding + Chroma)", lambda m: f"{m['ingest_steps_per_s']:.1f}")
+    row("  embedder's share of ingest time", lambda m: f"{m['embed_share']:.0%}")
+    row("  texts embedded (distinct per upsert)", lambda m: f"{m['embedded_texts']:,}")
+    row("  embedder alone, texts/s", lambda m: f"{m['embed_texts_per_s'] or 0:,.0f}")
+    row("  Chroma writes alone, steps/s", lambda m: f"{m['store_only_steps_per_s'] or 0:,.0f}")
+    row("query p50 / p95, ms", lambda m: f"{m['query_p50_ms']:.1f} / {m['query_p95_ms']:.1f}")
+    row("  embedding / search p50, ms", lambda m: f"{m['query_embed_p50_ms']:.2f} / {m['query_search_p50_ms']:.1f}")
+    row("filtered query (task_type) p50 / p95, ms",
+        lambda m: f"{m['filtered_query_p50_ms']:.1f} / {m['filtered_query_p95_ms']:.1f}")
+    console.print(table)
+    comparison = r.get("comparison")
+    if comparison:
+        table = Table(title=f"the same {comparison['steps']:,} step contexts ({comparison['texts']:,} distinct), "
+                            f"{comparison['queries']} held-out queries, against {comparison['reference']}")
+        for column in ("embedder", "dims", "texts/s", f"recall@{comparison['k']}",
+                       f"ICD demos agree (top {comparison['demos']})", "first demo same",
+                       "first demo = expert action", "= expert verb"):
+            table.add_column(column, justify="left" if column == "embedder" else "right")
+        for name, m in comparison["embedders"].items():
+            table.add_row(name, str(m["dims"]), f"{m['texts_per_s']:,.0f}", f"{m.get('recall_at_k', 0):.3f}",
+                          f"{m.get('demo_agreement', 0):.3f}", f"{m.get('first_demo_same', 0):.3f}",
+                          f"{m['demo_action']:.3f}", f"{m['demo_verb']:.3f}")
+        console.print(table)
 
 
 @bench_app.command("train")

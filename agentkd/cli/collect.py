@@ -37,6 +37,9 @@ def collect(
     mistake_rate: float = typer.Option(0.0, min=0.0, max=0.99, help="The expert takes a wrong admissible action "
                                        "with this probability per step, then recovers: data with mistakes and "
                                        "recoveries (the mistakes are shown to students, never trained on)."),
+    embedder: str = typer.Option(None, help="Embedder of a new store: static or minilm (default: an existing "
+                                 "store's own, else agentkd's default). A store never mixes embedders."),
+    embed_device: str = typer.Option("cpu", help="Torch device of the MiniLM embedder (cuda with a GPU)."),
 ) -> None:
     """Record teacher trajectories into the experience store. Re-running the same command resumes."""
     from rich.console import Console
@@ -61,7 +64,7 @@ def collect(
         plan = plan_episodes(tasks, episodes, parse_shard(shard))
         policy = resolve_teacher(teacher, env, first_thought=first_thought, temperature=temperature, prices=prices,
                                  mistake_rate=mistake_rate, max_new_tokens=max_new_tokens)
-        experience = ExperienceStore(store)
+        experience = ExperienceStore(store, embedding_function=embedder, embed_device=embed_device)
     except (AgentKDError, ValueError, OSError) as exc:  # StoreError is an AgentKDError
         _fail(str(exc))
 
@@ -94,7 +97,7 @@ def collect(
             summary = asyncio.run(collect_async(policy, env, plan, experience, workers=workers, max_steps=max_steps,
                                                 flush_every=flush_every, max_failures=max_failures,
                                                 on_episode=on_episode, on_stored=on_stored, on_failure=on_failure))
-        except AgentKDError as exc:  # StoreError, StoreBusy, CollectionAborted
+        except AgentKDError as exc:  # StoreError, StoreBusy, CollectionAborted, StaticEmbedderError
             _fail(str(exc))
         progress.update(bar, completed=summary.already_stored + summary.played)
     console.print(

@@ -19,11 +19,13 @@ def store_stats(store: str = typer.Option(DEFAULT_STORE, help="Store folder or C
     from agentkd.store import ExperienceStore, StoreError
 
     try:
-        stats = ExperienceStore(store, create=False).stats()
+        opened = ExperienceStore(store, create=False)
+        stats = opened.stats()
     except StoreError as exc:
         _fail(str(exc))
     console = Console(soft_wrap=True)
-    console.print(f"[bold]{store}[/]: {stats.get('trajectories', 0)} trajectories, {stats.get('steps', 0)} steps")
+    console.print(f"[bold]{store}[/]: {stats.get('trajectories', 0)} trajectories, {stats.get('steps', 0)} steps, "
+                  f"embedder {opened.embedder}")
     for key, counts in stats.items():
         if isinstance(counts, dict):
             table = Table(title=key)
@@ -130,17 +132,21 @@ def store_push(
 def store_import(
     files: list[str] = typer.Argument(..., help="JSONL files written by `store export` (or a spool)."),  # noqa: B008
     store: str = typer.Option(DEFAULT_STORE, help="Store folder (created when missing) or Chroma server URL."),
+    embedder: str = typer.Option(None, help="Embedder of a new store: static or minilm (default: an existing "
+                                 "store's own, else agentkd's default)."),
+    embed_device: str = typer.Option("cpu", help="Torch device of the MiniLM embedder (cuda with a GPU)."),
 ) -> None:
     """Upsert the trajectories of JSONL files into a store (by id: importing twice changes nothing)."""
-    from agentkd.store import BadRecordError, ExperienceStore, StoreError
+    from agentkd.errors import AgentKDError
+    from agentkd.store import ExperienceStore
 
     try:
-        experience = ExperienceStore(store)
+        experience = ExperienceStore(store, embedding_function=embedder, embed_device=embed_device)
         for path in files:
             n = experience.import_jsonl(path)
             print(f"imported {n} trajectories from {path}")
         print(f"{store} holds {experience.count()} trajectories")
-    except (StoreError, BadRecordError, OSError) as exc:
+    except (AgentKDError, OSError) as exc:  # StoreError, BadRecordError, an unknown --embedder
         _fail(str(exc))
 
 

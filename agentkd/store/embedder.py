@@ -82,8 +82,55 @@ def _load_model(path: str, device: str, precision: str) -> Any:
         return model
 
 
+class DedupingEmbeddingFunction(EmbeddingFunction[Documents]):
+    """What agentkd's embedders share: each distinct text of a batch is encoded once, recent results are
+    kept in a small per-process cache, and :attr:`encoded_texts` counts the texts the model really encoded.
+
+    Subclasses implement :meth:`encode` (normalised float32 vectors, one per text) and Chroma's protocol.
+    """
+
+    def __init__(self, cache_size: int = 20_000) -> None:
+        self.cache_size = int(cache_size)
+        self.encoded_texts = 0  # texts handed to encode(): what embedding really cost
+        self._cache: OrderedDict[bytes, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def encode(self, texts: list[str]) -> list[np.ndarray]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def __call__(self, input: Documents) -> Embeddings:
+        texts = [input] if isinstance(input, str) else list(input)
+        if not texts:
+            return []
+        keys = [hashlib.blake2b(text.encode("utf-8"), digest_size=16).digest() for text in texts]
+        found: dict[bytes, np.ndarray] = {}
+        if self.cache_size > 0:
+            with self._lock:
+                for key in keys:
+                    vector = self._cache.get(key)
+                    if vector is not None:
+                        self._cache.move_to_end(key)
+                        found[key] = vector
+        missing: dict[bytes, str] = {}
+        for key, text in zip(keys, texts, strict=True):
+            if key not in found and key not in missing:
+                missing[key] = text
+        if missing:
+            vectors = self.encode(list(missing.values()))
+            with self._lock:
+                self.encoded_texts += len(missing)
+            found.update(zip(missing.keys(), vectors, strict=True))
+            if self.cache_size > 0:
+                with self._lock:
+                    for key in missing:
+                        self._cache[key] = found[key]
+                    while len(self._cache) > self.cache_size:
+                        self._cache.popitem(last=False)
+        return [found[key] for key in keys]
+
+
 @register_embedding_function
-class MiniLMEmbeddingFunction(EmbeddingFunction[Documents]):
+class MiniLMEmbeddingFunction(DedupingEmbeddingFunction):
     """Chroma embedding function backed by the packaged all-MiniLM-L6-v2 (384 dimensions).
 
     Args:
@@ -108,42 +155,13 @@ class MiniLMEmbeddingFunction(EmbeddingFunction[Documents]):
     ) -> None:
         if precision not in _PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(_PRECISIONS)}, not {precision!r}")
+        super().__init__(cache_size)
         self.path = None if path is None else str(path)
         self.device = device
         self.batch_size = int(batch_size)
         self.precision = precision
-        self.cache_size = int(cache_size)
-        self._cache: OrderedDict[bytes, np.ndarray] = OrderedDict()
-        self._lock = threading.Lock()
 
     # ---- Chroma protocol ------------------------------------------------------------------------
-
-    def __call__(self, input: Documents) -> Embeddings:
-        texts = [input] if isinstance(input, str) else list(input)
-        if not texts:
-            return []
-        keys = [hashlib.blake2b(text.encode("utf-8"), digest_size=16).digest() for text in texts]
-        found: dict[bytes, np.ndarray] = {}
-        with self._lock:
-            for key in keys:
-                vector = self._cache.get(key)
-                if vector is not None:
-                    self._cache.move_to_end(key)
-                    found[key] = vector
-        missing: dict[bytes, str] = {}
-        for key, text in zip(keys, texts, strict=True):
-            if key not in found and key not in missing:
-                missing[key] = text
-        if missing:
-            vectors = self.encode(list(missing.values()))
-            found.update(zip(missing.keys(), vectors, strict=True))
-            if self.cache_size > 0:
-                with self._lock:
-                    for key in missing:
-                        self._cache[key] = found[key]
-                    while len(self._cache) > self.cache_size:
-                        self._cache.popitem(last=False)
-        return [found[key] for key in keys]
 
     @staticmethod
     def name() -> str:

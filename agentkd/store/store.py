@@ -114,9 +114,10 @@ class ExperienceStore(PrincipleStorage):
     Args:
         location: a folder for the embedded store (created when missing or empty) or
             ``http(s)://host:port`` of a Chroma server (``chroma run --path DIR --port PORT``).
-        embedding_function: any Chroma embedding function; default
-            :func:`~agentkd.store.embedder.default_embedding_function` (offline MiniLM). A store
-            remembers its embedder's name and refuses to open with a different one.
+        embedding_function: any Chroma embedding function, or ``"minilm"``/``"static"``
+            (:mod:`.embedder_choice`); ``None``: an existing store's recorded one, else the default.
+            A store remembers its embedder and refuses to open with another one, naming both.
+        embed_device: torch device of an embedder agentkd makes (``cuda`` for MiniLM on a GPU).
         create: create the store when it does not exist (otherwise :class:`StoreError`).
         collection_prefix: collection names are ``{prefix}_trajectories`` etc.; several stores
             can share one server or folder under different prefixes.
@@ -139,6 +140,7 @@ class ExperienceStore(PrincipleStorage):
         retry: RetryPolicy | None = None,
         lazy: bool = False,
         import_spool: bool = True,
+        embed_device: str = "cpu",
     ) -> None:
         location_text = str(location)
         self.is_server = location_text.startswith(("http://", "https://"))
@@ -149,12 +151,12 @@ class ExperienceStore(PrincipleStorage):
         self.spool_dir = Path(spool_dir)
         self.retry_policy = retry or RetryPolicy()
         self._auto_import_spool = import_spool
-        if embedding_function is None:
-            from .embedder import default_embedding_function
+        self.embed_device = embed_device
+        if isinstance(embedding_function, str):
+            from .embedder_choice import make_embedding_function
 
-            embedding_function = default_embedding_function()
-        self.embedding_function = embedding_function
-        self.embedder = embedder_name(embedding_function)
+            embedding_function = make_embedding_function(embedding_function, device=embed_device)
+        self._ef: Any = embedding_function  # None: the recorded one (or the default), chosen on opening
         self._client: Any = None
         self._collections: dict[str, Any] = {}
         self._writer_lock: Path | None = None
@@ -164,6 +166,18 @@ class ExperienceStore(PrincipleStorage):
             self._ensure_open()
 
     # ---- opening --------------------------------------------------------------------------------
+
+    @property
+    def embedding_function(self) -> Any:
+        """The store's embedding function (opening the store when it was to be the recorded one)."""
+        if self._ef is None:
+            self._ensure_open()
+        return self._ef
+
+    @property
+    def embedder(self) -> str:
+        """The name of the store's embedder (what its meta records)."""
+        return embedder_name(self.embedding_function)
 
     @property
     def location(self) -> str:
@@ -235,10 +249,12 @@ class ExperienceStore(PrincipleStorage):
                     f"the store at {self.location} has schema_version {found}, but this agentkd supports up to "
                     f"schema_version {SCHEMA_VERSION}; upgrade agentkd to open it"
                 )
+            self._choose_embedder(meta.get("embedder") or None)
             if meta.get("embedder") and meta["embedder"] != self.embedder:
                 raise StoreError(
                     f"the store at {self.location} was embedded with {meta['embedder']!r}, not {self.embedder!r}; "
-                    "open it with the same embedding_function (vectors of different embedders do not compare)"
+                    "open it with no embedder chosen (it then uses its own) or the same one; vectors of different "
+                    "embedders do not compare"
                 )
         else:
             ours = {self._name(kind) for kind in ("trajectories", "steps", "principles")} & names
@@ -253,6 +269,7 @@ class ExperienceStore(PrincipleStorage):
                 raise StoreError(
                     f"no agentkd store with prefix {self.prefix!r} at {self.location}; pass create=True to create one"
                 )
+            self._choose_embedder(None)
             meta = {
                 _META_MARK: True,
                 "schema_version": SCHEMA_VERSION,
@@ -265,6 +282,18 @@ class ExperienceStore(PrincipleStorage):
         for kind in ("trajectories", "steps", "principles"):
             self._collections[kind] = cosine_collection(client, self._name(kind), ef, call=self._call)
         self._max_batch = max(1, int(self._call(client.get_max_batch_size)))
+
+    def _choose_embedder(self, recorded: str | None) -> None:
+        """Settle the embedding function: the chosen one, else the ``recorded`` one, else the default."""
+        if self._ef is None:
+            from .embedder_choice import EmbedderChoiceError, resolve_embedding_function
+
+            try:
+                self._ef = resolve_embedding_function(
+                    None, recorded=recorded, where=f"the store at {self.location}", device=self.embed_device
+                )
+            except EmbedderChoiceError as exc:
+                raise StoreError(str(exc)) from exc
 
     def close(self) -> None:
         """Release the Chroma client (the files of an embedded store can then be moved or deleted)."""

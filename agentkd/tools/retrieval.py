@@ -253,9 +253,10 @@ class CorpusIndex:
             ``http(s)://host:port`` Chroma server, or ``None`` for a private temporary folder that is
             deleted when the index is closed or garbage-collected.
         collection: Chroma collection name; several corpora can share a folder or server.
-        embedding_function: any Chroma embedding function; default
-            :func:`~agentkd.store.embedder.default_embedding_function` (offline MiniLM). A collection
-            remembers its embedder and refuses to open with another one.
+        embedding_function: any Chroma embedding function, or the name of one agentkd builds
+            (``"minilm"``, ``"static"``); ``None`` opens an existing collection with the embedder it
+            records and creates a new one with the offline MiniLM. A collection remembers its
+            embedder and refuses to open with another one.
         hybrid: fuse the embedding ranking with BM25 by reciprocal-rank fusion.
         create: create the collection (and folder) when missing; otherwise :class:`CorpusIndexError`.
 
@@ -274,12 +275,6 @@ class CorpusIndex:
     ) -> None:
         from agentkd.store.chroma import make_chroma_client
 
-        if embedding_function is None:
-            from agentkd.store.embedder import default_embedding_function
-
-            embedding_function = default_embedding_function()
-        self.embedding_function = embedding_function
-        self.embedder = embedder_name(embedding_function)
         self.collection_name = collection
         self.hybrid = hybrid
         self._tmp = tempfile.mkdtemp(prefix="agentkd-corpus-") if location is None else None
@@ -289,6 +284,8 @@ class CorpusIndex:
         )
         self._finalizer = weakref.finalize(self, _close, self._client, self._tmp)
         try:
+            self.embedding_function = self._choose_embedder(embedding_function)
+            self.embedder = embedder_name(self.embedding_function)
             self._collection = self._open_collection(create)
             self._max_batch = max(1, int(self._client.get_max_batch_size()))
             self._documents: dict[str, Document] = {}
@@ -297,6 +294,23 @@ class CorpusIndex:
         except BaseException:
             self.close()
             raise
+
+    def _choose_embedder(self, choice: Any) -> Any:
+        """The given embedder, else the one an existing collection records, else the offline MiniLM."""
+        from agentkd.store.chroma import collection_marks, list_collections
+        from agentkd.store.embedder_choice import EmbedderChoiceError, resolve_embedding_function
+
+        recorded = None
+        if choice is None and self.collection_name in list_collections(self._client):
+            recorded = collection_marks(self._client, self.collection_name).get("embedder")
+        try:
+            return resolve_embedding_function(
+                choice if choice is not None or recorded else "minilm",
+                recorded=recorded,
+                where=f"the corpus {self.collection_name!r} at {self.location}",
+            )
+        except EmbedderChoiceError as exc:
+            raise CorpusIndexError(str(exc)) from exc
 
     def _open_collection(self, create: bool) -> Any:
         from agentkd.store.chroma import collection_marks, cosine_collection, list_collections

@@ -11,7 +11,8 @@ Importing this module does not import chromadb.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -229,4 +230,25 @@ def principle_metadata(principle: Principle) -> dict[str, Any]:
         "version": int(principle.version),
         "status": principle.status,
         "key": principle.key or "",
+    }
+
+
+def count_metadata(metadatas: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    """Counts of trajectory records by env, split, task type, policy and success (``ExperienceStore.stats``)."""
+    counters: dict[str, Counter[str]] = {key: Counter() for key in ("env", "split", "task_type", "policy")}
+    success: Counter[str] = Counter({"true": 0, "false": 0})
+    total = steps = 0
+    for metadata in metadatas:
+        total += 1
+        steps += int(metadata.get("num_steps", 0))
+        for key in ("env", "split", "task_type"):
+            counters[key][str(metadata.get(key, ""))] += 1
+        counters["policy"][f"{metadata.get('policy_kind', '')}:{metadata.get('policy_name', '')}"] += 1
+        success["true" if metadata.get("success") else "false"] += 1
+    return {
+        "trajectories": total,
+        "steps": steps,
+        "success_rate": success["true"] / total if total else 0.0,
+        **{key: dict(sorted(counter.items())) for key, counter in counters.items()},
+        "success": dict(success),
     }

@@ -35,11 +35,10 @@ Importing this module does not import chromadb, torch or datasets (the retriever
 from __future__ import annotations
 
 import warnings
-from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from agentkd.schema import SCHEMA_VERSION, Trajectory
 
@@ -68,6 +67,7 @@ from .records import (
     PrincipleHit,
     StepHit,
     TrajectoryHit,
+    count_metadata,
     matches_filters,
     similarity_from_distance,
     step_context,
@@ -78,9 +78,6 @@ from .records import (
     where_clause,
 )
 from .transfer import BadRecordError
-
-if TYPE_CHECKING:  # pragma: no cover
-    import datasets
 
 __all__ = [
     "FILTER_KEYS",
@@ -108,7 +105,7 @@ _OVERFETCH, _OVERFETCH_MIN = 8, 40  # plain-search candidates per wanted hit bef
 # ---- the store ----------------------------------------------------------------------------------
 
 
-class ExperienceStore(PrincipleStorage):
+class ExperienceStore(PrincipleStorage, _transfer.FileTransfer):
     """Trajectories, steps and principles in Chroma, embedded (a folder) or on a server (a URL).
 
     Args:
@@ -575,50 +572,6 @@ class ExperienceStore(PrincipleStorage):
         "split": {...}, "task_type": {...}, "policy": {"kind:name": n}, "success": {"true": n,
         "false": n}}``; ``steps`` sums ``num_steps`` of the counted trajectories.
         """
-        counters: dict[str, Counter[str]] = {key: Counter() for key in ("env", "split", "task_type", "policy")}
-        success: Counter[str] = Counter({"true": 0, "false": 0})
-        total = steps = 0
-        for page in self._page("trajectories", ["metadatas"], 5000, where_clause(filters)):
-            for metadata in page["metadatas"]:
-                total += 1
-                steps += int(metadata.get("num_steps", 0))
-                for key in ("env", "split", "task_type"):
-                    counters[key][str(metadata.get(key, ""))] += 1
-                counters["policy"][f"{metadata.get('policy_kind', '')}:{metadata.get('policy_name', '')}"] += 1
-                success["true" if metadata.get("success") else "false"] += 1
-        principles = self._col("principles")
-        return {
-            "trajectories": total,
-            "steps": steps,
-            "principles": int(self._call(principles.count)),
-            "success_rate": success["true"] / total if total else 0.0,
-            **{key: dict(sorted(counter.items())) for key, counter in counters.items()},
-            "success": dict(success),
-        }
-
-    # ---- files and datasets ----------------------------------------------------------------------
-
-    def export_jsonl(self, path: str | Path, **filters: Any) -> int:
-        """Write the (filtered) trajectories to ``path``, one JSON per line; returns the count."""
-        return _transfer.export_jsonl(path, self.iterate(**filters))
-
-    def import_jsonl(self, path: str | Path) -> int:
-        """Upsert every trajectory of a JSONL file; returns the count.
-
-        The whole file is validated first, so a bad line (:class:`BadRecordError` naming
-        ``file:line``) imports nothing. Blank lines are skipped.
-        """
-        return _transfer.import_jsonl(path, self.upsert)
-
-    def to_dataset(self, **filters: Any) -> datasets.Dataset:
-        """The (filtered) trajectories as a Hugging Face ``datasets.Dataset``, one row per trajectory.
-
-        Columns: ``trajectory_id``, ``goal`` and the flat metadata (``env``, ``split``,
-        ``task_type``, ``task_id``, ``success``, ``reward``, ``num_steps``, ``policy_kind``,
-        ``policy_name``, ``seed``, ``prompt_tokens``, ``completion_tokens``, ``cost_usd``,
-        ``evaluation``, ``schema_version``); ``steps``, a list of
-        ``{index, observation, thought, action, next_observation, reward, done, valid, deferred}``
-        (the fields training needs, with a fixed Arrow type); and ``trajectory``, the full JSON,
-        so ``Trajectory.from_json(row["trajectory"])`` recovers everything (candidates, info...).
-        """
-        return _transfer.to_dataset(self.iterate(**filters))
+        pages = self._page("trajectories", ["metadatas"], 5000, where_clause(filters))
+        counts = count_metadata(metadata for page in pages for metadata in page["metadatas"])
+        return {**counts, "principles": int(self._call(self._col("principles").count))}

@@ -26,8 +26,8 @@ from .records import IMPORT_CHUNK, trajectory_metadata
 if TYPE_CHECKING:  # pragma: no cover
     import datasets
 
-__all__ = ["BadRecordError", "dataset_card", "export_jsonl", "import_jsonl", "parse_jsonl", "push_dataset",
-           "save_dataset", "to_dataset", "write_jsonl"]
+__all__ = ["BadRecordError", "FileTransfer", "dataset_card", "export_jsonl", "import_jsonl", "parse_jsonl",
+           "push_dataset", "save_dataset", "to_dataset", "write_jsonl"]
 
 
 class BadRecordError(AgentKDError, ValueError):
@@ -203,3 +203,36 @@ def push_dataset(tables: dict[str, datasets.Dataset], card: Any, repo_id: str, *
         table.push_to_hub(repo_id, config_name=name, split="train", private=private, token=token)
     card.push_to_hub(repo_id, repo_type="dataset", token=token)
     return f"https://huggingface.co/datasets/{repo_id}"
+
+
+class FileTransfer:
+    """The JSONL and dataset methods of :class:`~agentkd.store.ExperienceStore` (over its ``iterate``
+    and ``upsert``)."""
+
+    iterate: Callable[..., Iterator[Trajectory]]
+    upsert: Callable[[Iterable[Trajectory]], int]
+
+    def export_jsonl(self, path: str | Path, **filters: Any) -> int:
+        """Write the (filtered) trajectories to ``path``, one JSON per line; returns the count."""
+        return export_jsonl(path, self.iterate(**filters))
+
+    def import_jsonl(self, path: str | Path) -> int:
+        """Upsert every trajectory of a JSONL file; returns the count.
+
+        The whole file is validated first, so a bad line (:class:`BadRecordError` naming
+        ``file:line``) imports nothing. Blank lines are skipped.
+        """
+        return import_jsonl(path, self.upsert)
+
+    def to_dataset(self, **filters: Any) -> datasets.Dataset:
+        """The (filtered) trajectories as a Hugging Face ``datasets.Dataset``, one row per trajectory.
+
+        Columns: ``trajectory_id``, ``goal`` and the flat metadata (``env``, ``split``,
+        ``task_type``, ``task_id``, ``success``, ``reward``, ``num_steps``, ``policy_kind``,
+        ``policy_name``, ``seed``, ``prompt_tokens``, ``completion_tokens``, ``cost_usd``,
+        ``evaluation``, ``schema_version``); ``steps``, a list of
+        ``{index, observation, thought, action, next_observation, reward, done, valid, deferred}``
+        (the fields training needs, with a fixed Arrow type); and ``trajectory``, the full JSON,
+        so ``Trajectory.from_json(row["trajectory"])`` recovers everything (candidates, info...).
+        """
+        return to_dataset(self.iterate(**filters))

@@ -35,6 +35,7 @@ from typing import Any
 from agentkd.errors import AgentKDError
 
 from ._sandbox_child import ProtocolError, recv_msg, send_msg
+from .bwrap import INSTALL_HINT, bwrap_argv, child_env, probe
 
 __all__ = ["GRACE_S", "ISOLATIONS", "CodeSandbox", "RunResult", "SandboxError", "SandboxIsolationWarning",
            "bwrap_problem"]
@@ -47,8 +48,6 @@ _MAX_MESSAGE = 16 << 20  # the most one message from the sandbox may carry (its 
 _UID_RANGE = (1_600_000_000, 1_700_000_000)  # one fresh uid per sandbox when the host is root
 _MIN_MEMORY_MB = 64
 _RESERVED_NAMES = {"final_answer", "ToolError"}
-_INSTALL_HINT = "install bubblewrap (apt-get install bubblewrap, dnf install bubblewrap or pacman -S bubblewrap)"
-_PATH = "/usr/local/bin:/usr/bin:/bin"
 
 
 class SandboxError(AgentKDError, RuntimeError):
@@ -99,92 +98,12 @@ def _interpreter(python: str | None) -> str:
     return path
 
 
-@cache
-def _python_roots(python: str) -> tuple[str, ...]:
-    """Directories the interpreter needs (its installation), outside /usr."""
-    if python == os.path.realpath(sys.executable):
-        prefixes = [sys.base_prefix, sys.base_exec_prefix]
-    else:
-        query = "import sys; print(sys.base_prefix); print(sys.base_exec_prefix)"
-        out = subprocess.run([python, "-I", "-S", "-c", query], capture_output=True, text=True, timeout=30)
-        prefixes = out.stdout.split()
-    roots: list[str] = []
-    for path in sorted({os.path.realpath(p) for p in [*prefixes, os.path.dirname(python)]}):
-        if path == "/usr" or path.startswith("/usr/") or any(path.startswith(r + "/") for r in roots):
-            continue
-        roots.append(path)
-    return tuple(roots)
-
-
-@cache
-def _bwrap_help(bwrap: str) -> str:
-    return subprocess.run([bwrap, "--help"], capture_output=True, text=True, timeout=30).stdout
-
-
-def _bwrap_argv(bwrap: str, python: str, tmpfs_bytes: int) -> list[str]:
-    options = _bwrap_help(bwrap)
-    perms = "--perms" in options
-    argv = [bwrap, "--die-with-parent", "--new-session", "--as-pid-1", "--clearenv", "--unshare-ipc",
-            "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try", "--hostname", "sandbox"]
-    if os.geteuid() == 0:
-        # Privileged, without a user namespace: uid 0 inside one still counts as root for RLIMIT_NPROC. The
-        # supervisor keeps only what it needs to hand /tmp to the sandbox's uid and switch to it.
-        argv += ["--cap-drop", "ALL"]
-        for cap in ("CAP_SETUID", "CAP_SETGID", "CAP_CHOWN"):
-            argv += ["--cap-add", cap]
-    else:
-        argv += ["--unshare-user"] + (["--disable-userns"] if "--disable-userns" in options else [])
-    argv += ["--ro-bind", "/usr", "/usr"]
-    for path in ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"):
-        if os.path.islink(path):
-            argv += ["--symlink", os.readlink(path), path]
-        elif os.path.isdir(path):
-            argv += ["--ro-bind", path, path]
-    argv += (["--perms", "0755"] if perms else []) + ["--dir", "/etc"]
-    for path in ("/etc/ld.so.cache", "/etc/localtime"):
-        argv += ["--ro-bind-try", path, path]
-    made = {"/", "/etc"}
-    for root in _python_roots(python):
-        for parent in reversed(Path(root).parents):  # e.g. /root is 0700 on the host: make a traversable one
-            if str(parent) not in made:
-                argv += (["--perms", "0755"] if perms else []) + ["--dir", str(parent)]
-                made.add(str(parent))
-        argv += ["--ro-bind", root, root]
-    argv += ["--proc", "/proc", "--dev", "/dev"]
-    if "--size" in options:
-        argv += ["--size", str(tmpfs_bytes)]
-    argv += (["--perms", "0700"] if perms else []) + ["--tmpfs", "/tmp", "--chdir", "/tmp"]
-    # In a user namespace the sandbox owns bwrap's own tmpfs root and /dev: make them read-only (unbounded
-    # memory otherwise), leaving the size-capped /tmp the only writable place.
-    argv += ["--remount-ro", "/dev", "--remount-ro", "/"]
-    for name, value in _child_env("/tmp").items():
-        argv += ["--setenv", name, value]
-    return argv
-
-
-def _child_env(home: str) -> dict[str, str]:
-    # MALLOC_ARENA_MAX: glibc reserves 64 MB of address space per thread arena, which RLIMIT_AS would count.
-    return {"HOME": home, "TMPDIR": home, "PATH": _PATH, "LANG": "C.UTF-8", "MALLOC_ARENA_MAX": "2"}
-
-
-@cache
-def _probe(bwrap: str, python: str) -> str | None:
-    argv = _bwrap_argv(bwrap, python, 16 << 20) + [python, "-I", "-S", "-c", "pass"]
-    try:
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=30)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        return f"bubblewrap ({bwrap}) could not start a sandbox: {exc}"
-    if done.returncode != 0:
-        return f"bubblewrap ({bwrap}) could not start a sandbox: {done.stderr.strip() or done.returncode}"
-    return None
-
-
 def bwrap_problem(python: str | None = None) -> str | None:
     """None when ``isolation="bwrap"`` works here (for this interpreter), else why not. Probed once per process."""
     bwrap = shutil.which("bwrap")
     if bwrap is None:
         return "bubblewrap (bwrap) is not installed"
-    return _probe(bwrap, _interpreter(python))
+    return probe(bwrap, _interpreter(python))
 
 
 def _resolve_isolation(isolation: str, python: str) -> str:
@@ -196,11 +115,11 @@ def _resolve_isolation(isolation: str, python: str) -> str:
     if problem is None:
         return "bwrap"
     if isolation == "bwrap":
-        raise SandboxError(f"isolation='bwrap' but {problem}; {_INSTALL_HINT}, or pass isolation='process' "
+        raise SandboxError(f"isolation='bwrap' but {problem}; {INSTALL_HINT}, or pass isolation='process' "
                            "for the weaker plain-subprocess sandbox")
     warnings.warn(f"{problem}, so CodeSandbox falls back to isolation='process': the code runs in a plain "
                   "subprocess with resource limits but no namespaces, so it can read the host's files and reach "
-                  f"the network. For proper isolation {_INSTALL_HINT}; pass isolation='process' to choose the "
+                  f"the network. For proper isolation {INSTALL_HINT}; pass isolation='process' to choose the "
                   "weaker mode explicitly.", SandboxIsolationWarning, stacklevel=3)
     return "process"
 
@@ -352,9 +271,9 @@ def _launch(settings: _Settings) -> tuple[_Family, _Worker, dict]:
            "tools": {name: (getattr(fn, "__doc__", None) or "")[:2000] for name, fn in settings.tools.items()}}
     command = [settings.python, "-I", "-S", "-B", "-c", _child_source(), json.dumps(cfg)]
     if mode == "bwrap":
-        argv, env = _bwrap_argv(shutil.which("bwrap") or "bwrap", settings.python, settings.memory_mb << 20), None
+        argv, env = bwrap_argv(shutil.which("bwrap") or "bwrap", settings.python, settings.memory_mb << 20), None
     else:
-        argv, env = [], _child_env(home)
+        argv, env = [], child_env(home)
     with tempfile.TemporaryFile() as errors:
         try:
             proc = _spawner().submit(subprocess.Popen, argv + command, stdin=subprocess.DEVNULL,
@@ -435,7 +354,7 @@ class CodeSandbox:
         if self.isolation == "process" and self.runs_as_root:
             warnings.warn(f"isolation='process' runs the code as root here: an unprivileged uid cannot use the "
                           f"interpreter {python}, so the code can read, change and kill anything root can, and "
-                          f"max_processes is not enforced. {_INSTALL_HINT[0].upper() + _INSTALL_HINT[1:]}, run "
+                          f"max_processes is not enforced. {INSTALL_HINT[0].upper() + INSTALL_HINT[1:]}, run "
                           "the host as an unprivileged user, or pass python= an interpreter outside root's home "
                           "(e.g. /usr/bin/python3).", SandboxIsolationWarning, stacklevel=2)
 

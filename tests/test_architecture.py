@@ -227,6 +227,10 @@ def test_cli_help_runs():
 # ---------------------------------------------------------------------------------------------------- the public façade
 
 
+VERBS = ("ExperienceStore", "get_spec", "load_tasks", "make_env", "CodeSandbox", "resolve_teacher", "collect",
+         "train_sft", "train_redi", "train_grpo", "evaluate")  # the pipeline's steps: each docstring shows one use
+
+
 def test_the_public_api_is_lazy_complete_and_never_imported_from_inside():
     import agentkd
 
@@ -238,6 +242,8 @@ def test_the_public_api_is_lazy_complete_and_never_imported_from_inside():
         value = getattr(agentkd, name)
         assert value is getattr(__import__(module, fromlist=[name]), name)
         assert (value.__doc__ or "").strip(), f"agentkd.{name} has no docstring"
+        if name in VERBS:
+            assert "Example::" in value.__doc__, f"agentkd.{name}'s docstring has no example"
     with pytest.raises(AttributeError, match="no attribute 'nothing_here'"):
         agentkd.nothing_here  # noqa: B018
     modules = find_modules(ROOT, PACKAGES)

@@ -124,6 +124,12 @@ class ExperienceStore(PrincipleStorage, _transfer.FileTransfer):
             first call — for :meth:`upsert`, as a spool write plus :class:`StoreUnavailable` —
             which suits recorders that must not lose episodes if the server is down at start.
         import_spool: import this store's spool as soon as it opens.
+
+    Example::
+
+        store = ExperienceStore("trajectories/store")          # or "http://127.0.0.1:8000"
+        store.upsert(trajectories)
+        store.query_steps("Your task is to: put a hot apple in fridge.", k=5, env="household", success=True)
     """
 
     def __init__(

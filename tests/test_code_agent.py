@@ -8,7 +8,7 @@ import pytest
 
 from agentkd.policies.base import PolicyInput
 from agentkd.policies.prompt import CODE_SYSTEM_PROMPT, build_messages, format_step, parse_output
-from agentkd.replay.vote import vote_by_outcome
+from agentkd.replay.self_consistency import vote_by_outcome
 from agentkd.schema import Step, Task
 
 QA_TASK = Task(task_id="qa-x", env="qa", split="train", task_type="bridge", goal="Where was X born?", params={})

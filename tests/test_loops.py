@@ -7,7 +7,7 @@ from agentkd.policies.base import Decision, PolicyInput
 from agentkd.policies.expert import ExpertPolicy
 from agentkd.replay.cascade import CascadePolicy
 from agentkd.replay.loops import tried_here, untried
-from agentkd.replay.vote import vote
+from agentkd.replay.self_consistency import vote
 from agentkd.schema import PolicyInfo, Step
 from environments.household import HouseholdEnv, load_split
 

@@ -8,7 +8,7 @@ import pytest
 
 from agentkd.policies.base import PolicyInput
 from agentkd.policies.expert import ExpertPolicy
-from agentkd.replay.vote import vote
+from agentkd.replay.self_consistency import vote
 
 pytest.importorskip("torch")
 

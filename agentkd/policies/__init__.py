@@ -22,8 +22,9 @@ from agentkd.policies.pricing import EXAMPLE_PRICES, cost_usd, load_prices, pric
 from agentkd.policies.prompt import ParsedAction, build_messages, format_step, parse_output
 
 if TYPE_CHECKING:
-    from agentkd.policies.chat import ChatModelPolicy, LocalChatModel, first_paragraph, first_thought_messages
+    from agentkd.policies.chat import ChatModelPolicy, LocalChatModel
     from agentkd.policies.expert import ExpertPolicy
+    from agentkd.policies.first_thought import first_paragraph, first_thought_messages
     from agentkd.policies.hf import GenerationResult, HFGenerator, HFPolicy
 
 __all__ = [
@@ -55,8 +56,8 @@ _LAZY = {
     "HFPolicy": "agentkd.policies.hf",
     "ChatModelPolicy": "agentkd.policies.chat",
     "LocalChatModel": "agentkd.policies.chat",
-    "first_paragraph": "agentkd.policies.chat",
-    "first_thought_messages": "agentkd.policies.chat",
+    "first_paragraph": "agentkd.policies.first_thought",
+    "first_thought_messages": "agentkd.policies.first_thought",
 }
 
 

@@ -4,19 +4,12 @@
 ``langchain-openai`` (OpenAI-compatible endpoints, vLLM), or :class:`LocalChatModel` — with the
 shared ReAct prompt and parser, reading token usage from ``AIMessage.usage_metadata``.
 
-With ``first_thought=True`` it applies the agent-distillation paper's **first-thought prefix**: at
-an episode's first step the teacher is first asked for a step-by-step plan; the plan's first
-paragraph is prefilled into the agent turn as ``"Thought: <paragraph>"`` and the model continues
-from there. The decision's raw output and thought start with that prefix, and the planning call's
-tokens count towards the step. Continuing a prefilled assistant message needs a backend that
-supports it (LocalChatModel, Anthropic, vLLM with ``continue_final_message``); a backend that
-starts a fresh reply instead still yields a parseable ``prefix + reply``.
+With ``first_thought=True`` it applies the **first-thought prefix** (:mod:`agentkd.policies.first_thought`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -30,6 +23,7 @@ from pydantic import ConfigDict, Field, model_validator
 
 from agentkd.envs import is_code
 from agentkd.policies.base import Decision, PolicyInput
+from agentkd.policies.first_thought import first_paragraph, first_thought_messages, join_prefix
 from agentkd.policies.hf import HFGenerator
 from agentkd.policies.pricing import Prices, cost_usd
 from agentkd.policies.prompt import build_messages, decide_from_text
@@ -73,43 +67,6 @@ def _text(message: Any) -> str:
 def _usage(message: Any) -> tuple[int, int]:
     usage = getattr(message, "usage_metadata", None) or {}
     return int(usage.get("input_tokens", 0) or 0), int(usage.get("output_tokens", 0) or 0)
-
-
-# ---------------------------------------------------------------------------------------------
-# First-thought prefix
-
-FIRST_THOUGHT_PROMPT = (
-    "You will solve a task in a text environment.\n\n"
-    "Task: {goal}\n\n"
-    "What you see first:\n{observation}\n\n"
-    "Think step by step: write a short plan for how to solve this task. Do not act yet."
-)
-_LEADING_LABEL = re.compile(r"^[\W_]*(?:thought|think|plan)[*_`\s]*:[*_`\s]*", re.IGNORECASE)
-
-
-def first_thought_messages(inp: PolicyInput) -> list[dict[str, str]]:
-    """The plain planning prompt sent to the teacher at an episode's first step."""
-    text = FIRST_THOUGHT_PROMPT.format(goal=inp.task.goal.strip(), observation=inp.observation.strip())
-    return [{"role": "user", "content": text}]
-
-
-def first_paragraph(text: str, max_chars: int = 400) -> str:
-    """The first paragraph of ``text`` on one line: up to the first blank line, labels and extra spaces removed,
-    cut at a word boundary to at most ``max_chars`` characters."""
-    paragraph = re.split(r"\n[ \t]*\n", text.strip(), maxsplit=1)[0]
-    paragraph = " ".join(_LEADING_LABEL.sub("", paragraph.strip()).split())
-    if len(paragraph) > max_chars:
-        cut = paragraph[: max_chars + 1].rsplit(" ", 1)[0]
-        paragraph = (cut if cut and len(cut) <= max_chars else paragraph[:max_chars]).rstrip()
-    return paragraph
-
-
-def _join(prefix: str, continuation: str) -> str:
-    # A true continuation is appended as is; a reply that starts over with its own label goes on a new line.
-    stripped = continuation.lstrip()
-    if re.match(r"[*_`#>\s-]*(?:thought|think|action|act)\b", stripped, re.IGNORECASE):
-        return f"{prefix}\n{stripped}"
-    return prefix + continuation
 
 
 # ---------------------------------------------------------------------------------------------
@@ -214,7 +171,7 @@ class ChatModelPolicy:
             text = _text(reply)
             prompt_tokens, completion_tokens = _usage(reply)
             decisions.append(decide_from_text(
-                _join(prefix, text) if prefix else text, inp.admissible_actions,
+                join_prefix(prefix, text) if prefix else text, inp.admissible_actions,
                 code=is_code(inp.task.env),
                 prompt_tokens=prompt_tokens + plan_in, completion_tokens=completion_tokens + plan_out,
                 latency_s=latency + plan_latency,

@@ -2,8 +2,8 @@
 
 :class:`StudentPolicy` renders every running episode's prompt with the format on the student's
 card (the one it was trained with), asks the :class:`~agentkd.replay.engine.ReplayEngine` for
-``samples`` replies per episode in one batched call, and votes (:func:`~agentkd.replay.vote.vote`; for
-code actions :func:`~agentkd.replay.vote.vote_by_outcome`, each candidate run in a fork of the episode).
+``samples`` replies per episode in one batched call, and votes (:func:`~agentkd.replay.self_consistency.vote`; for
+code actions :func:`~agentkd.replay.self_consistency.vote_by_outcome`, each candidate run in a fork of the episode).
 With ``samples=1`` it decodes greedily. With a :class:`~agentkd.distill.demos.DemoRetriever`, the
 teacher's most similar recorded steps are shown in the current turn (in-context distillation).
 """
@@ -26,7 +26,7 @@ from agentkd.policies.prompt import build_messages
 from agentkd.replay.constrained import build_constraint
 from agentkd.replay.engine import GenerationRequest, ReplayEngine
 from agentkd.replay.loops import tried_here, untried
-from agentkd.replay.vote import vote, vote_by_outcome
+from agentkd.replay.self_consistency import vote, vote_by_outcome
 from agentkd.schema import PolicyInfo
 
 __all__ = ["StudentPolicy", "student_fingerprint"]

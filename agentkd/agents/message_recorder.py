@@ -28,6 +28,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from agentkd.schema import PolicyInfo, Step, Task, Trajectory, utc_now
+from agentkd.store.protocol import TrajectoryStore
 
 FINAL_ANSWER = "final_answer"
 
@@ -67,7 +68,7 @@ class MessageAgentRecorder:
     """
 
     def __init__(self, graph: Any, *, tools: Sequence[Any] = (), name: str | None = None, env: str = "agent",
-                 store: Any = None, judge: Callable[[str], bool] | None = None, max_steps: int = 25):
+                 store: TrajectoryStore | None = None, judge: Callable[[str], bool] | None = None, max_steps: int = 25):
         self.graph, self.store, self.judge, self.env, self.max_steps = graph, store, judge, env, max_steps
         self.tools = tool_schemas(tools) if tools else []
         self.info = PolicyInfo(kind="langgraph_agent", name=name or getattr(graph, "name", None) or "agent",

@@ -20,10 +20,13 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agentkd.eval.metrics import ConfigResult, EvalResults
 from agentkd.schema import PolicyInfo, Step, Task, Trajectory, trajectory_id
+
+if TYPE_CHECKING:  # pragma: no cover
+    from agentkd.store import ExperienceStore
 
 __all__ = ["EvalConfig", "MemoryStore", "evaluate", "evaluate_with_report", "parse_configs"]
 
@@ -157,7 +160,7 @@ def evaluate(
     *,
     env: str = "household",
     splits: Sequence[str] = ("valid_unseen",),
-    store: Any = None,
+    store: ExperienceStore | None = None,
     teacher: Any = None,
     max_steps: int | None = None,
     max_tasks: int | None = None,
@@ -265,7 +268,7 @@ def evaluate(
 
 
 def evaluate_with_report(console: Any, student: str | Path | Any, configs: Sequence[EvalConfig],
-                         splits: Sequence[str], store: Any, out: str | Path, *, merge: bool = False,
+                         splits: Sequence[str], store: ExperienceStore | None, out: str | Path, *, merge: bool = False,
                          **kwargs: Any) -> EvalResults:
     """:func:`evaluate` with a rich progress bar per configuration, then ``results.json``, ``report.md``,
     the plots and ``episodes.html`` (every episode's transcript, one file that opens without a server)

@@ -18,7 +18,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from agentkd.distill.datasets import DataReport, EmptyDatasetError, trajectory_messages
 from agentkd.errors import AgentKDError
@@ -26,6 +26,9 @@ from agentkd.models.student import StudentCard
 from agentkd.schema import Trajectory
 from agentkd.splits import split_name
 from agentkd.train.model_card import SUMMARY_FILE, write_model_card
+
+if TYPE_CHECKING:  # pragma: no cover
+    from agentkd.store import ExperienceStore
 
 __all__ = ["SUMMARY_FILE", "StageConfig", "TrainConfigError", "finish_run", "load_config_file", "load_trajectories",
            "run_training", "save_student", "student_texts", "time_budget_callback", "tokens_trained",
@@ -55,7 +58,7 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def load_trajectories(store: Any, **filters: Any) -> list[Trajectory]:
+def load_trajectories(store: ExperienceStore | None, **filters: Any) -> list[Trajectory]:
     """All trajectories matching ``filters``; a clear error when there are none.
 
     A ``split`` given as the path the tasks were read from matches the name its tasks carry (:func:`split_name`).

@@ -32,7 +32,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from transformers import Trainer
 
@@ -48,6 +48,9 @@ from agentkd.train.common import (
     tokens_trained,
 )
 from agentkd.train.distributed import shared_start
+
+if TYPE_CHECKING:  # pragma: no cover
+    from agentkd.store import ExperienceStore
 
 __all__ = ["RediCollator", "RediRunConfig", "RediTrainer", "tokenize_pair", "train_redi"]
 
@@ -238,7 +241,8 @@ def _step_pair_sources(trajectories: list[Trajectory]) -> tuple[Callable[[str], 
     return make_env, load_task
 
 
-def train_redi(store: Any, student: str | Path, out_dir: str | Path, config: RediRunConfig | None = None, *,
+def train_redi(store: ExperienceStore | None, student: str | Path, out_dir: str | Path,
+               config: RediRunConfig | None = None, *,
                allow_download: bool = False, callbacks: list[Any] | None = None) -> dict[str, Any]:
     """Refine ``student`` (normally the SFT stage's output directory) with REDI into ``out_dir``.
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agentkd.distill.datasets import DataReport, EmptyDatasetError, icd_step_examples, sft_conversations
 from agentkd.models.student import PromptFormat, apply_lora, resolve_student
@@ -32,6 +32,9 @@ from agentkd.train.common import (
     tokens_trained,
 )
 from agentkd.train.distributed import shared_start
+
+if TYPE_CHECKING:  # pragma: no cover
+    from agentkd.store import ExperienceStore
 
 __all__ = ["BATCHING", "SFTRunConfig", "flash_attention_available", "resolve_batching", "train_sft"]
 
@@ -96,7 +99,8 @@ def resolve_batching(batching: str) -> str:
     return batching
 
 
-def train_sft(store: Any, student: str | Path, out_dir: str | Path, config: SFTRunConfig | None = None, *,
+def train_sft(store: ExperienceStore | None, student: str | Path, out_dir: str | Path,
+              config: SFTRunConfig | None = None, *,
               allow_download: bool = False, callbacks: list[Any] | None = None) -> dict[str, Any]:
     """Train ``student`` (``tiny``, a directory, or a hub name) on the store's trajectories into ``out_dir``.
 

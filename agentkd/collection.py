@@ -244,9 +244,10 @@ async def collect_async(policy: Policy, env_name: str, plan: list[tuple[Task, in
             for episode in pending:
                 episode.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
-            for episode in done:
-                if episode.exception() is not None:
-                    raise episode.exception()
+            errors = [episode.exception() for episode in done]  # retrieve them all: asyncio logs unread ones
+            first = next((error for error in errors if error is not None), None)
+            if first is not None:
+                raise first
     finally:
         await writer.close()  # keep whatever finished, also when the run was aborted
     summary.wall_time_s = time.perf_counter() - started

@@ -54,6 +54,32 @@ def calls_action(tool_calls: Sequence[dict[str, Any]]) -> str:
     return json.dumps(calls[0] if len(calls) == 1 else calls, sort_keys=True, ensure_ascii=False)
 
 
+def _messages(update: dict[str, Any]) -> list[Any]:
+    """The messages one streamed update adds (``{node: {"messages": [...]}}``; other updates add none)."""
+    return [m for node in update.values() if isinstance(node, dict) for m in node.get("messages", [])]
+
+
+def _model_turn(message: Any, index: int, observation: str, latency_s: float) -> Step:
+    """One model turn as a step: its tool calls as the action, or the final answer that ends the episode."""
+    usage = message.usage_metadata or {}
+    text = _text(message.content)
+    calls = list(message.tool_calls or [])
+    action = calls_action(calls) if calls else FINAL_ANSWER
+    return Step(index=index, observation=observation, thought=text, action=action,
+                raw_output=text + ("\n" + action if calls else ""), done=not calls,
+                prompt_tokens=int(usage.get("input_tokens", 0)), completion_tokens=int(usage.get("output_tokens", 0)),
+                latency_s=latency_s, info={"tool_calls": calls} if calls else {"answer": text})
+
+
+def _add_tool_answer(step: Step, message: Any) -> None:
+    """A ``ToolMessage`` answering one of the step's calls: kept per call and appended to its observation."""
+    content = _text(message.content)
+    step.info.setdefault("tool_results", []).append(
+        {"tool_call_id": message.tool_call_id, "name": message.name, "content": content})
+    answer = f"{message.name}: {content}" if message.name else content
+    step.next_observation = "\n".join(filter(None, [step.next_observation, answer]))
+
+
 class MessageAgentRecorder:
     """Runs a LangGraph message agent on goals and records each run.
 
@@ -97,38 +123,24 @@ class MessageAgentRecorder:
         run_config = {"recursion_limit": 2 * self.max_steps,  # a model node and a tool node per step
                       "run_name": f"{self.env}:{task.task_id}",
                       "tags": ["agentkd", "record", self.env], "metadata": {"task_id": task.task_id}}
-        observation, started, last = goal, time.perf_counter(), time.perf_counter()
-        open_step: Step | None = None
+        started = last = time.perf_counter()
+        open_step: Step | None = None  # the last model turn that called tools, waiting for their answers
+        stream = self.graph.astream({"messages": [HumanMessage(goal)]}, {**run_config, **(config or {})},
+                                    stream_mode="updates")
         try:
-            async for update in self.graph.astream({"messages": [HumanMessage(goal)]}, {**run_config, **(config or {})},
-                                                   stream_mode="updates"):
-                for node_update in update.values():
-                    for message in (node_update or {}).get("messages", []) if isinstance(node_update, dict) else []:
-                        if isinstance(message, AIMessage):
-                            usage = message.usage_metadata or {}
-                            now = time.perf_counter()
-                            text = _text(message.content)
-                            calls = list(message.tool_calls or [])
-                            step = Step(index=len(trajectory.steps), observation=observation, thought=text,
-                                        action=calls_action(calls) if calls else FINAL_ANSWER,
-                                        raw_output=text + ("\n" + calls_action(calls) if calls else ""),
-                                        prompt_tokens=int(usage.get("input_tokens", 0)),
-                                        completion_tokens=int(usage.get("output_tokens", 0)), latency_s=now - last,
-                                        info={"tool_calls": calls} if calls else {"answer": text})
-                            last = now
-                            trajectory.steps.append(step)
-                            trajectory.prompt_tokens += step.prompt_tokens
-                            trajectory.completion_tokens += step.completion_tokens
-                            open_step = step if calls else None
-                            if not calls:
-                                step.done = True
-                        elif isinstance(message, ToolMessage) and open_step is not None:
-                            content = _text(message.content)
-                            open_step.info.setdefault("tool_results", []).append(
-                                {"tool_call_id": message.tool_call_id, "name": message.name, "content": content})
-                            answer = f"{message.name}: {content}" if message.name else content
-                            open_step.next_observation = "\n".join(filter(None, [open_step.next_observation, answer]))
-                            observation = open_step.next_observation
+            async for update in stream:
+                for message in _messages(update):
+                    if isinstance(message, AIMessage):
+                        now = time.perf_counter()
+                        observation = open_step.next_observation if open_step is not None else goal
+                        step = _model_turn(message, len(trajectory.steps), observation, now - last)
+                        last = now
+                        trajectory.steps.append(step)
+                        trajectory.prompt_tokens += step.prompt_tokens
+                        trajectory.completion_tokens += step.completion_tokens
+                        open_step = None if step.done else step
+                    elif isinstance(message, ToolMessage) and open_step is not None:
+                        _add_tool_answer(open_step, message)
         except GraphRecursionError:  # the agent kept calling tools: keep what it did, as an unfinished episode
             trajectory.metadata["stopped"] = f"step limit ({self.max_steps} model turns)"
         final = trajectory.steps[-1] if trajectory.steps and trajectory.steps[-1].done else None

@@ -52,7 +52,9 @@ def eval_cmd(
             name += f"+cascade@{cascade:g}" if cascade is not None else ""
             chosen = parse_configs(name)
         reply_cap = max_new_tokens or get_spec(env).max_new_tokens
-        teacher_policy = resolve_teacher(teacher, env, max_new_tokens=reply_cap)
+        # Only the teacher row and the cascade ask the teacher: do not load a model teacher for nothing.
+        needed = teacher != "expert" and any(c.teacher or c.cascade is not None for c in chosen)
+        teacher_policy = resolve_teacher(teacher, env, max_new_tokens=reply_cap) if needed else None
         evaluated = resolve_teacher(student, env, max_new_tokens=reply_cap) if chat_spec(student) else student
         experience = ExperienceStore(store) if store else None
         splits = [s.strip() for s in split.split(",") if s.strip()]

@@ -203,7 +203,7 @@ def evaluate(
 
     spec = get_spec(env)
     loaded = {source: spec.load_split(source) for source in splits}  # bad splits fail before the model loads
-    if isinstance(student, ReplayEngine) or isinstance(student, str | Path):
+    if isinstance(student, ReplayEngine | str | Path):
         engine, student_policy = (student if isinstance(student, ReplayEngine) else ReplayEngine(student)), None
     else:  # a policy: it answers through its own model
         engine, student_policy = None, student

@@ -128,6 +128,18 @@ class DedupingEmbeddingFunction(EmbeddingFunction[Documents]):
                         self._cache.popitem(last=False)
         return [found[key] for key in keys]
 
+    # Chroma's protocol, the same for both embedders (their name, config and max_tokens differ).
+
+    def validate_config_update(self, old_config: dict[str, Any], new_config: dict[str, Any]) -> None:
+        if old_config.get("path") != new_config.get("path"):
+            raise ValueError("the model of an existing collection cannot be changed; re-embed into a new store")
+
+    def default_space(self) -> Space:
+        return "cosine"
+
+    def supported_spaces(self) -> list[Space]:
+        return ["cosine", "ip", "l2"]
+
 
 @register_embedding_function
 class MiniLMEmbeddingFunction(DedupingEmbeddingFunction):
@@ -185,16 +197,6 @@ class MiniLMEmbeddingFunction(DedupingEmbeddingFunction):
         precision = config.get("precision", "auto")
         if precision not in _PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(_PRECISIONS)}, not {precision!r}")
-
-    def validate_config_update(self, old_config: dict[str, Any], new_config: dict[str, Any]) -> None:
-        if old_config.get("path") != new_config.get("path"):
-            raise ValueError("the model of an existing collection cannot be changed; re-embed into a new store")
-
-    def default_space(self) -> Space:
-        return "cosine"
-
-    def supported_spaces(self) -> list[Space]:
-        return ["cosine", "ip", "l2"]
 
     def max_tokens(self) -> int:
         return 256  # the model's max_seq_length; longer texts are truncated

@@ -31,7 +31,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from chromadb.api.types import Space
 from chromadb.utils.embedding_functions import register_embedding_function
 
 from agentkd.errors import AgentKDError
@@ -274,16 +273,6 @@ class StaticEmbeddingFunction(DedupingEmbeddingFunction):
     def build_from_config(config: dict[str, Any]) -> StaticEmbeddingFunction:
         known = {"path", "token_remove_pattern", "cache_size"}
         return StaticEmbeddingFunction(**{k: v for k, v in config.items() if k in known})
-
-    def validate_config_update(self, old_config: dict[str, Any], new_config: dict[str, Any]) -> None:
-        if old_config.get("path") != new_config.get("path"):
-            raise ValueError("the model of an existing collection cannot be changed; re-embed into a new store")
-
-    def default_space(self) -> Space:
-        return "cosine"
-
-    def supported_spaces(self) -> list[Space]:
-        return ["cosine", "ip", "l2"]
 
     def max_tokens(self) -> int:
         return MAX_TOKENS

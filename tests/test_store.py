@@ -224,13 +224,13 @@ def test_query_steps_finds_the_exact_context_first(filled, trajectories):
 
 
 def test_filtered_search_falls_back_to_chroma_filter(filled, trajectories, monkeypatch):
-    import agentkd.store.store as store_module
+    import agentkd.store.search as search_module
 
     traj = trajectories[0]
     text = step_context(traj.goal, [], traj.steps[0].observation)
     overfetched = filled.query_steps(text, k=3, success=False)
-    monkeypatch.setattr(store_module, "_OVERFETCH", 1)
-    monkeypatch.setattr(store_module, "_OVERFETCH_MIN", 1)  # too few candidates: Chroma's filter must answer
+    monkeypatch.setattr(search_module, "_OVERFETCH", 1)
+    monkeypatch.setattr(search_module, "_OVERFETCH_MIN", 1)  # too few candidates: Chroma's filter must answer
     filtered = filled.query_steps(text, k=3, success=False)
     assert [(h.trajectory_id, h.index) for h in filtered] == [(h.trajectory_id, h.index) for h in overfetched]
     assert len(filtered) == 3 and all(h.trajectory_id == "failed-eval-episode" for h in filtered)

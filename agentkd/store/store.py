@@ -26,7 +26,8 @@ orphan steps, which the next upsert of the same id overwrites.
 
 The parts live in their own modules: the Chroma client, retries and chunked upserts in
 :mod:`.chroma`, record conversion and filters in :mod:`.records`, the spool in :mod:`.spool`,
-JSONL files and datasets in :mod:`.transfer`, the principle methods in :mod:`.principles`.
+JSONL files and datasets in :mod:`.transfer`, the principle methods in :mod:`.principles`,
+similarity search in :mod:`.search`.
 
 Importing this module does not import chromadb, torch or datasets (the retriever uses
 :func:`step_context` without them).
@@ -35,12 +36,11 @@ Importing this module does not import chromadb, torch or datasets (the retriever
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from datetime import UTC, datetime
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
-from agentkd.schema import SCHEMA_VERSION, Trajectory
+from agentkd.schema import Trajectory
 
 from . import lock as _lock
 from . import spool as _spool
@@ -60,6 +60,7 @@ from .chroma import (
     retry_call,
     upsert_chunked,
 )
+from .marks import check_creatable, check_embedder, check_marks, new_marks
 from .principles import PrincipleStorage
 from .records import (
     FILTER_KEYS,
@@ -68,7 +69,6 @@ from .records import (
     StepHit,
     TrajectoryHit,
     count_metadata,
-    matches_filters,
     similarity_from_distance,
     step_context,
     step_id,
@@ -77,6 +77,7 @@ from .records import (
     trajectory_metadata,
     where_clause,
 )
+from .search import StoreSearch
 from .transfer import BadRecordError
 
 __all__ = [
@@ -98,14 +99,12 @@ __all__ = [
 
 T = TypeVar("T")
 
-_META_MARK = "agentkd_store"  # key in the meta collection's metadata that marks an agentkd store
-_OVERFETCH, _OVERFETCH_MIN = 8, 40  # plain-search candidates per wanted hit before a filtered search
 
 
 # ---- the store ----------------------------------------------------------------------------------
 
 
-class ExperienceStore(PrincipleStorage, _transfer.FileTransfer):
+class ExperienceStore(PrincipleStorage, StoreSearch, _transfer.FileTransfer):
     """Trajectories, steps and principles in Chroma, embedded (a folder) or on a server (a URL).
 
     Args:
@@ -240,45 +239,18 @@ class ExperienceStore(PrincipleStorage, _transfer.FileTransfer):
 
     def _open_collections(self, client: Any) -> None:
         listed = list_collections(client, self._call)
-        names = set(listed)
         meta_name = self._name("meta")
-        if meta_name in names:
+        if meta_name in listed:
             meta = collection_marks(client, meta_name, self._call)
-            if not meta.get(_META_MARK):
-                raise StoreError(f"{self.location} is not an agentkd store (no meta): {meta_name} is not ours")
-            found = int(meta.get("schema_version", 0))
-            if found > SCHEMA_VERSION:
-                raise StoreError(
-                    f"the store at {self.location} has schema_version {found}, but this agentkd supports up to "
-                    f"schema_version {SCHEMA_VERSION}; upgrade agentkd to open it"
-                )
+            check_marks(meta, location=self.location, meta_name=meta_name)
             self._choose_embedder(meta.get("embedder") or None)
-            if meta.get("embedder") and meta["embedder"] != self.embedder:
-                raise StoreError(
-                    f"the store at {self.location} was embedded with {meta['embedder']!r}, not {self.embedder!r}; "
-                    "open it with no embedder chosen (it then uses its own) or the same one; vectors of different "
-                    "embedders do not compare"
-                )
+            check_embedder(meta, self.embedder, location=self.location)
         else:
-            ours = {self._name(kind) for kind in ("trajectories", "steps", "principles")} & names
-            # Another prefix's agentkd store may share the folder; any other Chroma data may not.
-            other_stores = any(
-                name.endswith("_meta") and (getattr(col, "metadata", None) or {}).get(_META_MARK)
-                for name, col in listed.items()
-            )
-            if ours or (names and self.path is not None and not other_stores):
-                raise StoreError(f"{self.location} is not an agentkd store (no meta)")
-            if not self.create:
-                raise StoreError(
-                    f"no agentkd store with prefix {self.prefix!r} at {self.location}; pass create=True to create one"
-                )
+            ours = {self._name(kind) for kind in ("trajectories", "steps", "principles")}
+            check_creatable(listed, ours, location=self.location, prefix=self.prefix, folder=self.path is not None,
+                            create=self.create)
             self._choose_embedder(None)
-            meta = {
-                _META_MARK: True,
-                "schema_version": SCHEMA_VERSION,
-                "embedder": self.embedder,
-                "created_at": datetime.now(UTC).isoformat(),
-            }
+            meta = new_marks(self.embedder)
             self._call(lambda: client.get_or_create_collection(meta_name, metadata=meta, embedding_function=None))
         self.meta = meta
         ef = self.embedding_function
@@ -479,97 +451,6 @@ class ExperienceStore(PrincipleStorage, _transfer.FileTransfer):
         for page in self._page("trajectories", ["documents"], batch_size, where_clause(filters)):
             for document in page["documents"]:
                 yield Trajectory.from_json(document)
-
-    def query_steps(self, text: str, k: int = 5, **filters: Any) -> list[StepHit]:
-        """The ``k`` stored steps whose context is most similar to ``text`` (build it with
-        :func:`step_context`), nearest first."""
-        return self.query_steps_many([text], k, **filters)[0]
-
-    def query_steps_many(self, texts: Sequence[str], k: int = 5, **filters: Any) -> list[list[StepHit]]:
-        """:meth:`query_steps` for many texts at once (one embedding call, one Chroma query): what a
-        batched replay wants when many episodes are at a step together."""
-        texts = list(texts)
-        if not texts:
-            return []
-        return self._query_steps_by_vectors(self._embed(texts), k, filters)
-
-    def _query_steps_by_vectors(self, vectors: list[Any], k: int, filters: dict[str, Any]) -> list[list[StepHit]]:
-        return [
-            [
-                StepHit(
-                    trajectory_id=str(metadata.get("trajectory_id", "")),
-                    index=int(metadata.get("index", -1)),
-                    action=str(metadata.get("action", "")),
-                    thought=str(metadata.get("thought", "")),
-                    document=document,
-                    distance=distance,
-                    metadata=metadata,
-                )
-                for _, document, metadata, distance in rows
-            ]
-            for rows in self._nearest("steps", vectors, k, filters)
-        ]
-
-    def query_trajectories(self, text: str, k: int = 5, **filters: Any) -> list[TrajectoryHit]:
-        """The ``k`` trajectories whose goal is most similar to ``text``, nearest first."""
-        rows = self._nearest("trajectories", self._embed([text]), k, filters)[0]
-        return [
-            TrajectoryHit(
-                trajectory_id=trajectory_id,
-                distance=distance,
-                metadata=metadata,
-                trajectory=Trajectory.from_json(document),
-            )
-            for trajectory_id, document, metadata, distance in rows
-        ]
-
-    def _nearest(
-        self, kind: str, vectors: list[Any], k: int, filters: dict[str, Any], keys: Sequence[str] = FILTER_KEYS
-    ) -> list[list[tuple[str, str, dict[str, Any], float]]]:
-        """Nearest records per query vector as (id, document, metadata, distance), nearest first.
-
-        Chroma's filtered search costs 15–40 ms on 20k steps whatever the filter, while a plain
-        search for a few dozen neighbours costs a few ms. So filters are applied to an
-        over-fetched plain search first; only queries where fewer than ``k`` of those candidates
-        pass go to Chroma's filtered search. Both give the first ``k`` matching records in
-        distance order: the filtered top-k is the prefix of the global ranking that passes.
-        """
-        where = where_clause(filters, keys)
-        col = self._col(kind)
-
-        def search(query_vectors: list[Any], n: int, where: dict[str, Any] | None) -> list[list[tuple]]:
-            got = self._call(
-                lambda: col.query(
-                    query_embeddings=query_vectors,
-                    n_results=n,
-                    where=where,
-                    include=["documents", "metadatas", "distances"],
-                )
-            )
-            return [
-                [
-                    (record_id, document or "", dict(metadata or {}), float(distance))
-                    for record_id, document, metadata, distance in zip(*columns, strict=True)
-                ]
-                for columns in zip(got["ids"], got["documents"], got["metadatas"], got["distances"], strict=True)
-            ]
-
-        if k <= 0 or not vectors:
-            return [[] for _ in vectors]
-        if where is None:
-            return search(vectors, k, None)
-        fetch = max(k * _OVERFETCH, _OVERFETCH_MIN)
-        results = []
-        again: list[int] = []
-        for position, rows in enumerate(search(vectors, fetch, None)):
-            kept = [row for row in rows if matches_filters(row[2], filters)][:k]
-            if len(kept) < k and len(rows) >= fetch:  # more matches may lie beyond the candidates
-                again.append(position)
-            results.append(kept)
-        if again:
-            for position, rows in zip(again, search([vectors[i] for i in again], k, where), strict=True):
-                results[position] = rows
-        return results
 
     def stats(self, **filters: Any) -> dict[str, Any]:
         """Counts of the (filtered) trajectories by env, split, task_type, policy and success.

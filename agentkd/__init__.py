@@ -45,12 +45,13 @@ _PUBLIC: dict[str, str] = {
     "resolve_teacher": "agentkd.collection",
     "collect": "agentkd.collection",
     # training
-    "SFTRunConfig": "agentkd.train.sft",
+    "SFTRunConfig": "agentkd.train.config",
     "train_sft": "agentkd.train.sft",
-    "RediRunConfig": "agentkd.train.redi",
+    "RediRunConfig": "agentkd.train.config",
     "train_redi": "agentkd.train.redi",
-    "GRPORunConfig": "agentkd.train.grpo",
+    "GRPORunConfig": "agentkd.train.config",
     "train_grpo": "agentkd.train.grpo",
+    "TrainingSummary": "agentkd.train.summary",
     # replay and evaluation
     "parse_configs": "agentkd.eval.run",
     "evaluate": "agentkd.eval.run",

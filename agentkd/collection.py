@@ -26,7 +26,7 @@ from typing import Any
 
 from agentkd.agents.env_agent import BatchingPolicy, build_env_agent, run_episode
 from agentkd.envs import load_tasks, make_env
-from agentkd.errors import AgentKDError
+from agentkd.errors import AgentKDError, ConfigError
 from agentkd.policies.base import Policy
 from agentkd.schema import Task, Trajectory, trajectory_id
 from agentkd.store.protocol import TrajectoryStore
@@ -70,10 +70,10 @@ def plan_episodes(tasks: list[Task], episodes: int, shard: tuple[int, int] = (0,
     ``shard=(k, count)`` keeps the episodes with ``i % count == k``: shards of one plan are disjoint
     and together are the whole plan."""
     if not tasks:
-        raise ValueError("the split has no tasks")
+        raise ConfigError("the split has no tasks")
     k, count = shard
     if count < 1 or not 0 <= k < count:
-        raise ValueError(f"shard {k}/{count}: need 0 <= k < count")
+        raise ConfigError(f"shard {k}/{count}: need 0 <= k < count")
     return [(tasks[i % len(tasks)], i // len(tasks)) for i in range(k, episodes, count)]
 
 
@@ -82,9 +82,9 @@ def parse_shard(text: str) -> tuple[int, int]:
     try:
         k, count = (int(part) for part in text.split("/"))
     except ValueError:
-        raise ValueError(f"--shard {text!r}: write it as K/N, e.g. 0/4 (shard K of N, counting from 0)") from None
+        raise ConfigError(f"--shard {text!r}: write it as K/N, e.g. 0/4 (shard K of N, counting from 0)") from None
     if count < 1 or not 0 <= k < count:
-        raise ValueError(f"--shard {text!r}: need 0 <= K < N")
+        raise ConfigError(f"--shard {text!r}: need 0 <= K < N")
     return k, count
 
 
@@ -115,7 +115,7 @@ def resolve_teacher(spec: str, env_name: str, *, first_thought: bool = False, te
         teacher.act([...])   # one batched call for several episodes' states
     """
     if mistake_rate and spec != "expert":
-        raise ValueError("--mistake-rate applies to the expert teacher")
+        raise ConfigError("--mistake-rate applies to the expert teacher")
     if spec == "expert":
         from agentkd.policies.expert import ExpertPolicy
 
@@ -128,7 +128,7 @@ def resolve_teacher(spec: str, env_name: str, *, first_thought: bool = False, te
     from agentkd.policies.hf import HFPolicy
 
     if first_thought:
-        raise ValueError("--first-thought applies to chat-model teachers (openai:MODEL)")
+        raise ConfigError("--first-thought applies to chat-model teachers (openai:MODEL)")
     return HFPolicy(spec, max_new_tokens=max_new_tokens, temperature=temperature)
 
 

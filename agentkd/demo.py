@@ -20,31 +20,49 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+
+from agentkd.models.student import STUDENT_HELP
+from agentkd.settings import setting
+from agentkd.splits import SPLIT_HELP
 
 __all__ = ["DemoConfig", "run_demo"]
 
 
 @dataclass
 class DemoConfig:
-    """Settings of the demo (the defaults aim at 30 minutes on 2 CPU cores)."""
+    """Settings of the demo (the defaults aim at 30 minutes on 2 CPU cores); each is an option of ``agentkd demo``."""
 
-    workdir: str = "runs/demo"
-    env: str = "household"
-    expert_episodes: int = 400
-    student: str = "smollm2-135m"
-    sft_epochs: float | None = None  # None: 2 for household; 8 for qa and math, whose episodes are short
-    train_minutes: float | None = 15.0  # SFT time budget (None: train for sft_epochs)
-    learning_rate: float | None = None  # None: 1e-4 for a pretrained student (full fine-tuning), the stage default else
-    rollouts: int = 64  # SFT-student episodes on train, for REDI's negatives
-    redi: bool = False
-    configs: str = "greedy,sc@8,sc@8+constrained"
-    splits: tuple[str, ...] = ("valid_unseen",)
-    max_tasks: int | None = 24  # per split, the first ones (None: all of them)
-    max_steps: int | None = None  # None: the environment's (its EnvSpec.max_steps)
-    stage_seconds: dict[str, float] = field(default_factory=dict)
+    workdir: str = setting("runs/demo", "Where the store, students and report go.")
+    env: str = setting("household", "household, or a code-agent environment: qa or math (its rows are added to the "
+                       "same report).")
+    student: str = setting("smollm2-135m", STUDENT_HELP)
+    expert_episodes: int = setting(400, "Expert episodes on train (SFT data).", min=8)
+    train_minutes: float | None = setting(15.0, "SFT time budget in minutes (0: train for --sft-epochs).", min=0)
+    sft_epochs: float | None = setting(None, "SFT passes over the expert episodes (default: 2 household, 8 qa and "
+                                       "math, whose episodes are short).")
+    learning_rate: float | None = setting(None, "SFT learning rate (default: 1e-4 for a pretrained student, the "
+                                          "stage's default for a tiny one).", flag="--lr")
+    rollouts: int | None = setting(None, "SFT-student episodes on train for REDI (0: skip REDI; default: 64 for a "
+                                   "tiny student, 0 for a pretrained one, whose rollouts cost more than the budget "
+                                   "on 2 cores).", min=0)
+    configs: str = setting("greedy,sc@8,sc@8+constrained", "Configurations to evaluate.")
+    splits: tuple[str, ...] = setting(("valid_unseen",), "Splits to evaluate on (comma-separated on the command "
+                                      "line): " + SPLIT_HELP + ".", flag="--split")
+    max_tasks: int | None = setting(24, "Evaluate the first N tasks of each split (0: all of them).", min=0)
+    max_steps: int | None = setting(None, "Step limit per episode (default: the environment's: 20 household, 8 qa, "
+                                    "6 math).", min=1)
+    stage_seconds: dict[str, float] = setting(help="Seconds each stage took (filled in by the run).",
+                                              default_factory=dict, cli=False)
+
+    @property
+    def rollout_episodes(self) -> int:
+        """``rollouts``, or its default for the student; REDI runs when there are any."""
+        if self.rollouts is not None:
+            return self.rollouts
+        return 64 if self.student.startswith("tiny") else 0
 
 
 def run_demo(config: DemoConfig, console: Any, on_stage: Any = None) -> Any:
@@ -88,28 +106,28 @@ def run_demo(config: DemoConfig, console: Any, on_stage: Any = None) -> Any:
     pretrained = not config.student.startswith("tiny")
     rate = config.learning_rate or (1e-4 if pretrained else None)
     sft = train_sft(store, config.student, sft_dir, SFTRunConfig(
-        epochs=epochs, env=env, logging_steps=10, learning_rate=rate, max_minutes=config.train_minutes,
+        epochs=epochs, env=env, logging_steps=10, learning_rate=rate, max_minutes=config.train_minutes or None,
         # A pretrained student learns from optimiser steps more than from batch size: in 45 minutes on 2
         # cores, batch 1 (298 steps) solved 16/24 unseen tasks greedy where batch 4 in 50 (69 steps) solved 0/6.
         batch_size=1 if pretrained else 8))
-    console.print(f"  loss {sft['losses'][0]['loss']:.2f} → {sft['final_loss']:.2f}, "
-                  f"{sft['tokens_per_second']:.0f} tokens/s")
+    console.print(f"  loss {sft.losses[0]['loss']:.2f} → {sft.final_loss:.2f}, {sft.tokens_per_second:.0f} tokens/s")
     stage("SFT", t)
     final_dir = sft_dir
 
-    if config.redi:
+    if config.rollout_episodes > 0:
         t = time.perf_counter()
-        console.print(f"[bold]3/4[/] the SFT student plays {config.rollouts} train tasks; REDI on its failures")
+        rollouts = config.rollout_episodes
+        console.print(f"[bold]3/4[/] the SFT student plays {rollouts} train tasks; REDI on its failures")
         engine = ReplayEngine(sft_dir)
         # The tasks the expert solved: a failure there pairs with the expert's success (trajectory pairs).
         rollouts = asyncio.run(collect_async(StudentPolicy(engine, max_new_tokens=max_new_tokens), env, plan_episodes(
-            train[: min(config.rollouts, config.expert_episodes)], config.rollouts), store,
-            workers=config.rollouts, max_steps=max_steps))
+            train[: min(rollouts, config.expert_episodes)], rollouts), store,
+            workers=rollouts, max_steps=max_steps))
         console.print(f"  {rollouts.succeeded}/{rollouts.played} of its rollouts succeeded")
         redi_dir = students / "redi"
         redi = train_redi(store, sft_dir, redi_dir, RediRunConfig(env=env, logging_steps=10))
-        console.print(f"  {redi['data']['kept']} pairs {redi['data'].get('pairs')}, "
-                      f"loss {redi['losses'][0]['loss']:.3f} → {redi['final_loss']:.3f}")
+        console.print(f"  {redi.data.kept} pairs {redi.data.extra('pairs')}, "
+                      f"loss {redi.losses[0]['loss']:.3f} → {redi.final_loss:.3f}")
         stage("student rollouts + REDI", t)
         final_dir = redi_dir
 
@@ -118,8 +136,8 @@ def run_demo(config: DemoConfig, console: Any, on_stage: Any = None) -> Any:
     from agentkd.eval.run import evaluate_with_report, parse_configs
 
     results = evaluate_with_report(console, str(final_dir), parse_configs(config.configs), list(config.splits),
-                                   store, root / "report", env=env, max_tasks=config.max_tasks, max_steps=max_steps,
-                                   max_new_tokens=max_new_tokens, merge=True)
+                                   store, root / "report", env=env, max_tasks=config.max_tasks or None,
+                                   max_steps=max_steps, max_new_tokens=max_new_tokens, merge=True)
     stage("evaluation", t)
     results.metadata["demo"] = asdict(config)
     results.save(root / "report")

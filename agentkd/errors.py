@@ -6,11 +6,19 @@ those still catches it.
 
 from __future__ import annotations
 
-__all__ = ["AgentKDError", "FileFormatError"]
+__all__ = ["AgentKDError", "ConfigError", "EmptyDatasetError", "FileFormatError"]
 
 
 class AgentKDError(Exception):
     """An error agentkd raises on purpose: bad input, a missing model or store, a failed sandbox."""
+
+
+class ConfigError(AgentKDError, ValueError):
+    """A setting or argument agentkd cannot use (an unknown mode, a model that cannot be trained this way)."""
+
+
+class EmptyDatasetError(AgentKDError, ValueError):
+    """The store holds nothing this step can use; the message says what is missing and how to get it."""
 
 
 class FileFormatError(AgentKDError, ValueError):

@@ -23,7 +23,12 @@ from typing import Any
 from agentkd.errors import AgentKDError, FileFormatError
 from agentkd.schema import Task
 
-__all__ = ["SplitFileError", "Splits", "UnknownSplitError", "is_path", "split_name", "task_at"]
+__all__ = ["SPLIT_HELP", "SplitFileError", "Splits", "UnknownSplitError", "is_path", "split_name", "task_at"]
+
+
+#: What a ``--split`` takes (the CLI's and the training settings' help).
+SPLIT_HELP = ("a split name (train, valid_seen, valid_unseen) or a path to your own tasks: a folder of ALFWorld "
+              "games (household), a HotpotQA .json/.jsonl or folder with a corpus (qa), a GSM8K-style .jsonl (math)")
 
 
 class UnknownSplitError(AgentKDError, ValueError):

@@ -105,10 +105,10 @@ def main() -> int:
             config = SFTRunConfig(max_steps=args.sft_steps, batch_size=args.sft_batch, batching=batching,
                                   max_length=2048, logging_steps=args.sft_steps)
             summary = train_sft(store, student, root / f"sft-{batching}", config)
-            print(json.dumps({"stage": "sft", "batching": batching, "steps": summary["steps"],
-                              "tokens": summary["tokens"], "tokens_per_s": summary["tokens_per_second"],
-                              "train_s": summary["train_seconds"], "peak_gib": peak_memory_gib(),
-                              "loss": summary["final_loss"], "wall_s": round(time.perf_counter() - started, 1)}),
+            print(json.dumps({"stage": "sft", "batching": batching, "steps": summary.steps,
+                              "tokens": summary.tokens, "tokens_per_s": summary.tokens_per_second,
+                              "train_s": summary.train_seconds, "peak_gib": peak_memory_gib(),
+                              "loss": summary.final_loss, "wall_s": round(time.perf_counter() - started, 1)}),
                   flush=True)
 
         reset_peak()
@@ -116,11 +116,11 @@ def main() -> int:
                                batch_size=args.generations, max_tasks=4, max_turns=6, max_new_tokens=48,
                                max_completion_length=1024, learning_rate=1e-6)
         summary = train_grpo(root / f"sft-{batchings[0]}", root / "grpo", config)
-        rollouts = summary["data"]["rollouts"]
-        print(json.dumps({"stage": "grpo", "steps": summary["steps"], "episodes": rollouts.get("episodes"),
-                          "tokens": summary["tokens"], "tokens_per_s": summary["tokens_per_second"],
-                          "train_s": summary["train_seconds"], "peak_gib": peak_memory_gib(),
-                          "loss": summary["final_loss"]}), flush=True)
+        rollouts = summary.data.extra("rollouts")
+        print(json.dumps({"stage": "grpo", "steps": summary.steps, "episodes": rollouts.get("episodes"),
+                          "tokens": summary.tokens, "tokens_per_s": summary.tokens_per_second,
+                          "train_s": summary.train_seconds, "peak_gib": peak_memory_gib(),
+                          "loss": summary.final_loss}), flush=True)
         store.close()
     return 0
 

@@ -22,7 +22,8 @@ PACKAGES = ("agentkd", "environments")
 #: package and everything under it, except a top-level package name, which names its ``__init__`` only
 #: (so a new subpackage has to be placed here on purpose). Keep ARCHITECTURE.md in step.
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("agentkd", "agentkd.errors", "agentkd.schema", "agentkd.env", "agentkd.splits", "agentkd.models"),
+    ("agentkd", "agentkd.errors", "agentkd.settings", "agentkd.schema", "agentkd.env", "agentkd.splits",
+     "agentkd.models"),
     ("agentkd.store",),
     ("agentkd.tools",),
     ("environments", "environments.household", "environments.qa", "environments.math", "environments.code_env"),

@@ -213,7 +213,7 @@ def test_the_demo_runs_for_code_environments_and_adds_their_rows_to_the_report(t
 
     for env in ("math", "qa"):
         config = DemoConfig(workdir=str(tmp_path / "demo"), env=env, student="tiny", expert_episodes=12,
-                            sft_epochs=0.25, train_minutes=None, rollouts=2, redi=True,
+                            sft_epochs=0.25, train_minutes=None, rollouts=2,
                             splits=("valid_seen", "valid_unseen"), configs="greedy,sc@2", max_tasks=2, max_steps=3)
         with open(tmp_path / f"{env}.log", "w") as log:
             run_demo(config, Console(file=log))

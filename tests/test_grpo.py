@@ -211,14 +211,14 @@ def test_train_grpo_runs_in_the_household_and_updates_the_student(eager_dir, tmp
     out = tmp_path / "grpo"
     summary = train_grpo(eager_dir, out, config, callbacks=[Capture()])
 
-    assert summary["stage"] == "grpo" and summary["steps"] == 2
+    assert summary.stage == "grpo" and summary.steps == 2
     assert json.loads((out / SUMMARY_FILE).read_text())["stage"] == "grpo"
-    losses = summary["losses"]
+    losses = summary.losses
     assert len(losses) == 2 and all(math.isfinite(e["loss"]) for e in losses)
     assert all("env/win_rate" in e and "env/invalid_actions" in e and "reward" in e for e in losses)
-    rollouts = summary["data"]["rollouts"]
-    assert rollouts["episodes"] == 8 and summary["data"]["kept"] == 2
-    assert summary["tokens"] == rollouts["prompt_tokens"] + rollouts["model_tokens"] + rollouts["env_tokens"] > 0
+    rollouts = summary.data.extra("rollouts")
+    assert rollouts["episodes"] == 8 and summary.data.kept == 2
+    assert summary.tokens == rollouts["prompt_tokens"] + rollouts["model_tokens"] + rollouts["env_tokens"] > 0
 
     # TRL took env_mask as its mask: the completion lengths it logs count the model's tokens only.
     step_logs = [e for e in logged if "completions/mean_length" in e]

@@ -127,14 +127,14 @@ def test_train_redi_end_to_end(mixed_store, model_dir, tmp_path):
     config = RediRunConfig(split="valid_unseen", max_steps=2, batch_size=4, logging_steps=1)
     summary = train_redi(mixed_store, sft_dir, out, config)
 
-    assert summary["stage"] == "redi" and summary["steps"] == 2
-    assert summary["data"]["pairs"] == {"trajectory": 8, "step": 16}
-    assert summary["data"]["negatives"] == 8
-    assert summary["tokens"] > 0 and summary["tokens_per_second"] > 0
-    logged = [entry for entry in summary["losses"] if "logps/chosen" in entry]
+    assert summary.stage == "redi" and summary.steps == 2
+    assert summary.data.extra("pairs") == {"trajectory": 8, "step": 16}
+    assert summary.data.extra("negatives") == 8
+    assert summary.tokens > 0 and summary.tokens_per_second > 0
+    logged = [entry for entry in summary.losses if "logps/chosen" in entry]
     assert logged and all("logps/rejected" in e and "logps/margin" in e for e in logged)
     assert all(e["logps/chosen"] < 0 and e["logps/rejected"] < 0 for e in logged)
-    assert summary["config"]["alpha"] == 0.8
+    assert summary.config["alpha"] == 0.8
 
     on_disk = json.loads((out / "training_summary.json").read_text())
     assert on_disk["stage"] == "redi"

@@ -249,7 +249,7 @@ def test_the_demo_runs_the_whole_pipeline(tmp_path):
     from agentkd.demo import DemoConfig, run_demo
 
     config = DemoConfig(workdir=str(tmp_path / "demo"), student="tiny", expert_episodes=16, sft_epochs=0.25,
-                        train_minutes=None, rollouts=4, redi=True, splits=("valid_seen", "valid_unseen"),
+                        train_minutes=None, rollouts=4, splits=("valid_seen", "valid_unseen"),
                         configs="greedy,sc@2+cascade@0.5", max_tasks=2, max_steps=3)
     with open(tmp_path / "log.txt", "w") as log:
         results = run_demo(config, Console(file=log))

@@ -8,6 +8,7 @@ import pytest
 
 from agentkd.distill.datasets import EmptyDatasetError
 from agentkd.models.student import CARD_FILE, StudentNotFound
+from agentkd.train.summary import TrainingSummary
 
 pytest.importorskip("trl")
 
@@ -28,7 +29,7 @@ def test_sft_writes_a_plain_transformers_student_with_its_summary(sft_run, mixed
     model, tokenizer = AutoModelForCausalLM.from_pretrained(out), AutoTokenizer.from_pretrained(out)
     assert model.config.model_type == "qwen2" and tokenizer.chat_template
     written = json.loads((out / "training_summary.json").read_text())
-    assert written == json.loads(json.dumps(summary, default=str))
+    assert TrainingSummary.load(out) == summary and written == summary.model_dump(mode="json")
     assert written["stage"] == "sft" and written["steps"] == 3
     assert written["data"]["kept"] == mixed_store.count(success=True)  # only successes train
     assert written["data"]["dropped"]["failed"] == mixed_store.count(success=False)
@@ -55,7 +56,7 @@ def test_sft_learns_the_data(mixed_store, tmp_path):
 
     config = SFTRunConfig(split="valid_unseen", max_steps=25, batch_size=2, max_length=1024, logging_steps=1)
     summary = train_sft(mixed_store, "tiny", tmp_path / "s", config)
-    losses = [entry["loss"] for entry in summary["losses"]]
+    losses = [entry["loss"] for entry in summary.losses]
     assert losses[-1] < 0.6 * losses[0]
 
 
@@ -105,7 +106,7 @@ def test_lora_trains_adapters_and_saves_a_merged_model(mixed_store, sft_run, tmp
                           learning_rate=1e-2)
     out = tmp_path / "lora"
     summary = train_sft(mixed_store, str(base), out, config)
-    assert summary["steps"] == 2
+    assert summary.steps == 2
     assert not (out / "adapter_config.json").exists()
     merged, original = AutoModelForCausalLM.from_pretrained(out), AutoModelForCausalLM.from_pretrained(base)
     changed = [name for name, p in merged.state_dict().items() if not p.equal(original.state_dict()[name])]
@@ -184,7 +185,7 @@ def test_an_icd_student_records_its_format_and_is_replayed_only_with_demonstrati
     summary = train_sft(mixed_store, "tiny", tmp_path / "icd", config)
     card = json.loads((tmp_path / "icd" / CARD_FILE).read_text())
     assert card["prompt"] == {"max_history": 2, "show_admissible": False, "demos": True}
-    assert summary["data"]["kept"] == sum(t.num_steps for t in mixed_store.iterate(success=True))
+    assert summary.data.kept == sum(t.num_steps for t in mixed_store.iterate(success=True))
     with pytest.raises(ValueError, match=r"\+icd"):
         StudentPolicy(str(tmp_path / "icd"))
     StudentPolicy(str(tmp_path / "icd"), demos=DemoRetriever(mixed_store, split="valid_unseen"))
@@ -197,7 +198,7 @@ def test_a_time_budget_ends_training_and_saves_the_student(mixed_store, tmp_path
     config = SFTRunConfig(split="valid_unseen", max_steps=50, batch_size=2, max_length=1024, logging_steps=1,
                           max_minutes=1e-6)
     summary = train_sft(mixed_store, "tiny", tmp_path / "s", config)
-    assert summary["steps"] == 1
+    assert summary.steps == 1
     assert (tmp_path / "s" / "config.json").is_file()
 
 
@@ -224,7 +225,10 @@ def test_the_clock_schedule_warms_up_then_decays_to_zero(monkeypatch):
 
 def test_training_precision_follows_the_hardware(monkeypatch):
     from agentkd.models.student import cpu_has_fast_bf16
-    from agentkd.train.common import StageConfig, checkpointing_argument, training_arguments
+    from trl import SFTConfig
+
+    from agentkd.train.common import checkpointing_argument, training_arguments, trl_config
+    from agentkd.train.config import StageConfig
 
     monkeypatch.setenv("AGENTKD_CPU_BF16", "1")
     assert cpu_has_fast_bf16() and training_arguments("out")["bf16"] is True
@@ -234,7 +238,7 @@ def test_training_precision_follows_the_hardware(monkeypatch):
     flags = open("/proc/cpuinfo").read()
     assert cpu_has_fast_bf16() == ("amx_bf16" in flags or "avx512_bf16" in flags)
     # TRL turns gradient checkpointing on by default; it costs a third more compute that a small student need not pay.
-    assert StageConfig().trainer_arguments("out", 1e-4)[checkpointing_argument()] is False
+    assert getattr(trl_config(StageConfig(), SFTConfig, "out", 1e-4), checkpointing_argument()) is False
 
 
 def test_the_compact_head_gives_trls_loss_and_gradients_from_the_labelled_positions_only(model_dir):

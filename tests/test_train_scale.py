@@ -41,22 +41,22 @@ def test_a_config_file_overlays_any_field_of_the_stages_trl_config(tmp_path):
     from transformers import TrainingArguments
     from trl import GRPOConfig, SFTConfig
 
-    from agentkd.train.common import TrainConfigError, load_config_file
+    from agentkd.train.common import TrainConfigError, load_config_file, trl_config
     from agentkd.train.grpo import GRPORunConfig
 
     path = tmp_path / "trl.yaml"
     path.write_text("weight_decay: 0.1\nmax_grad_norm: 0.5\nlr_scheduler_type: linear\n")
     config = _config(overrides=load_config_file(path))
-    args = config.trl_config(SFTConfig, tmp_path / "out", 1e-3, lr_scheduler_type="cosine", weight_decay=0.0)
+    args = trl_config(config, SFTConfig, tmp_path / "out", 1e-3, lr_scheduler_type="cosine", weight_decay=0.0)
     assert (args.weight_decay, args.max_grad_norm, args.lr_scheduler_type) == (0.1, 0.5, "linear")  # the file wins
 
     grpo = GRPORunConfig(overrides={"beta": 0.04, "num_iterations": 2})
-    args = grpo.trl_config(GRPOConfig, tmp_path / "g", 1e-4, beta=0.0)
+    args = trl_config(grpo, GRPOConfig, tmp_path / "g", 1e-4, beta=0.0)
     assert args.beta == 0.04 and args.num_iterations == 2
 
     # A GRPO field is not a field of REDI's TrainingArguments: the error names it.
     with pytest.raises(TrainConfigError, match="TrainingArguments has no field 'beta'"):
-        _config(overrides={"beta": 0.04}).trl_config(TrainingArguments, tmp_path / "r", 1e-4)
+        trl_config(_config(overrides={"beta": 0.04}), TrainingArguments, tmp_path / "r", 1e-4)
 
     for text, message in (("- a list\n", "must be a mapping"), ("a: [1,\n", "not valid YAML")):
         path.write_text(text)
@@ -69,20 +69,21 @@ def test_a_config_file_overlays_any_field_of_the_stages_trl_config(tmp_path):
 def test_the_train_flags_reach_the_trl_config(tmp_path):
     from trl import GRPOConfig, SFTConfig
 
-    from agentkd.train.common import checkpointing_argument
+    from agentkd.train.common import checkpointing_argument, trl_config
     from agentkd.train.grpo import GRPORunConfig
 
-    args = _config(push_to_hub=True, hub_model_id="me/household-student", save_steps=3, seed=7, grad_accum=2,
-                   report_to="tensorboard", gradient_checkpointing=True).trl_config(SFTConfig, tmp_path, 1e-3)
+    config = _config(push_to_hub=True, hub_model_id="me/household-student", save_steps=3, seed=7, grad_accum=2,
+                     report_to="tensorboard", gradient_checkpointing=True)
+    args = trl_config(config, SFTConfig, tmp_path, 1e-3)
     assert args.push_to_hub and args.hub_model_id == "me/household-student"
     assert args.save_strategy == "steps" and args.save_steps == 3
     assert args.seed == 7 and args.gradient_accumulation_steps == 2 and args.report_to == ["tensorboard"]
     assert getattr(args, checkpointing_argument()) is True
-    default = _config().trl_config(SFTConfig, tmp_path, 1e-3)
+    default = trl_config(_config(), SFTConfig, tmp_path, 1e-3)
     assert not default.push_to_hub and default.save_strategy == "no" and default.report_to == []
 
     grpo = GRPORunConfig(beta=0.04, lora_r=8, grad_accum=4, batch_size=2, num_generations=8)
-    args = grpo.trl_config(GRPOConfig, tmp_path, 1e-4, beta=grpo.beta, num_generations=grpo.num_generations)
+    args = trl_config(grpo, GRPOConfig, tmp_path, 1e-4, beta=grpo.beta, num_generations=grpo.num_generations)
     assert args.beta == 0.04 and args.gradient_accumulation_steps == 4
 
 
@@ -122,14 +123,14 @@ def test_tensorboard_logs_the_loss_and_the_student_gets_a_model_card(expert_stor
     out = tmp_path / "student"
     summary = train_sft(expert_store, "tiny", out, _config(max_steps=10, report_to="tensorboard",
                                                             overrides={"max_steps": 3}))
-    assert summary["steps"] == 3  # the overlay has the last word
+    assert summary.steps == 3  # the overlay has the last word
     events = list((out / "runs").rglob("events.out.tfevents.*"))
     assert events, "no TensorBoard event file"
     accumulator = EventAccumulator(str(events[0].parent))
     accumulator.Reload()
     losses = accumulator.Scalars("train/loss")
     assert [e.step for e in losses] == [1, 2, 3] and all(e.value > 0 for e in losses)
-    assert [round(e.value, 4) for e in losses] == [round(x["loss"], 4) for x in summary["losses"]]
+    assert [round(e.value, 4) for e in losses] == [round(x["loss"], 4) for x in summary.losses]
 
     card = ModelCard.load(out / "README.md")
     assert "sft" in card.data.tags and card.data.library_name == "transformers"

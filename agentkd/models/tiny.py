@@ -20,6 +20,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from agentkd.errors import ConfigError
 from agentkd.models.chat_template import CHATML_TEMPLATE
 
 __all__ = ["CHATML_TEMPLATE", "MODEL_SIZES", "SPECIAL_TOKENS", "build_tiny_model"]
@@ -85,7 +86,7 @@ def build_tiny_model(
         ``out_dir`` as a :class:`~pathlib.Path`.
     """
     if size not in MODEL_SIZES:
-        raise ValueError(f"unknown size {size!r}; choose one of {sorted(MODEL_SIZES)}")
+        raise ConfigError(f"unknown size {size!r}; choose one of {sorted(MODEL_SIZES)}")
     import torch
     from transformers import GenerationConfig, PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
 

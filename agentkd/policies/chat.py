@@ -22,6 +22,7 @@ from langchain_core.runnables.config import get_config_list
 from pydantic import ConfigDict, Field, model_validator
 
 from agentkd.envs import is_code
+from agentkd.errors import ConfigError
 from agentkd.policies.base import Decision, PolicyInput
 from agentkd.policies.first_thought import first_paragraph, first_thought_messages, join_prefix
 from agentkd.policies.hf import HFGenerator
@@ -188,22 +189,22 @@ def init_chat(spec: str, *, temperature: float = 0.0, max_tokens: int | None = N
     """
     provider, _, model = spec.partition(":")
     if not model:
-        raise ValueError(f"{spec!r}: write provider:model, e.g. openai:gpt-4o-mini")
+        raise ConfigError(f"{spec!r}: write provider:model, e.g. openai:gpt-4o-mini")
     limits = {} if max_tokens is None else {"max_tokens": max_tokens}
     if provider == "openai":
         try:
             from langchain_openai import ChatOpenAI
         except ImportError as exc:
-            raise ValueError(f"{spec} needs langchain-openai: pip install 'agentkd[chat]'") from exc
+            raise ConfigError(f"{spec} needs langchain-openai: pip install 'agentkd[chat]'") from exc
         return ChatOpenAI(model=model, temperature=temperature, **limits)
     try:
         from langchain.chat_models import init_chat_model
     except ImportError as exc:
-        raise ValueError(f"{spec} needs LangChain's init_chat_model: pip install 'agentkd[chat]'") from exc
+        raise ConfigError(f"{spec} needs LangChain's init_chat_model: pip install 'agentkd[chat]'") from exc
     try:
         return init_chat_model(model, model_provider=provider, temperature=temperature, **limits)
     except (ImportError, ValueError) as exc:  # a missing integration package, or an unknown provider
-        raise ValueError(f"{spec}: {' '.join(str(exc).split())}") from exc
+        raise ConfigError(f"{spec}: {' '.join(str(exc).split())}") from exc
 
 
 # ---------------------------------------------------------------------------------------------
@@ -236,7 +237,7 @@ class LocalChatModel(BaseChatModel):
     def _load_generator(self) -> LocalChatModel:
         if self.generator is None:
             if not self.model_name:
-                raise ValueError("LocalChatModel needs model=<path or name> or generator=<HFGenerator>")
+                raise ConfigError("LocalChatModel needs model=<path or name> or generator=<HFGenerator>")
             self.generator = HFGenerator(self.model_name, allow_download=self.allow_download)
         elif not self.model_name:
             self.model_name = self.generator.name

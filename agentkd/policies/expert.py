@@ -18,6 +18,7 @@ import random
 import re
 import time
 
+from agentkd.errors import ConfigError
 from agentkd.schema import PolicyInfo
 
 from .base import Decision, PolicyInput
@@ -38,7 +39,7 @@ class ExpertPolicy:
 
     def __init__(self, env_name: str = "household", mistake_rate: float = 0.0, seed: int = 0):
         if not 0.0 <= mistake_rate < 1.0:
-            raise ValueError(f"mistake_rate must be in [0, 1), not {mistake_rate}")
+            raise ConfigError(f"mistake_rate must be in [0, 1), not {mistake_rate}")
         self.mistake_rate = mistake_rate
         self.seed = seed
         if mistake_rate:

@@ -21,6 +21,8 @@ import json
 from collections.abc import Mapping
 from pathlib import Path
 
+from agentkd.errors import ConfigError
+
 __all__ = ["DEFAULT_STUDENT_PRICE", "DEFAULT_TEACHER_PRICE", "EXAMPLE_PRICES", "Prices", "cost_usd", "load_prices",
            "price_for", "token_cost"]
 
@@ -55,12 +57,12 @@ def _pair(name: str, value: object, source: str) -> tuple[float, float]:
         inp, out = value  # type: ignore[misc]
         pair = (float(inp), float(out))
     except (TypeError, ValueError):
-        raise ValueError(
+        raise ConfigError(
             f"{source}: price of {name!r} must be [input, output] or {{'input': x, 'output': y}} "
             f"in USD per 1M tokens, got {value!r}"
         ) from None
     if min(pair) < 0:
-        raise ValueError(f"{source}: price of {name!r} is negative: {pair}")
+        raise ConfigError(f"{source}: price of {name!r} is negative: {pair}")
     return pair
 
 
@@ -70,11 +72,11 @@ def load_prices(path: str | Path) -> dict[str, tuple[float, float]]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
-        raise ValueError(f"cannot read price file {path}: {exc}") from exc
+        raise ConfigError(f"cannot read price file {path}: {exc}") from exc
     except json.JSONDecodeError as exc:
-        raise ValueError(f"price file {path} is not valid JSON: {exc}") from exc
+        raise ConfigError(f"price file {path} is not valid JSON: {exc}") from exc
     if not isinstance(data, dict):
-        raise ValueError(f"price file {path} must hold a JSON object of model name -> price")
+        raise ConfigError(f"price file {path} must hold a JSON object of model name -> price")
     return {str(name): _pair(name, value, str(path)) for name, value in data.items()}
 
 

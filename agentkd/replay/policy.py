@@ -17,6 +17,7 @@ from typing import Any
 
 from agentkd.distill.demos import with_demos
 from agentkd.envs import is_code
+from agentkd.errors import ConfigError
 from agentkd.models.generation import render_chat
 from agentkd.models.packaged import is_packaged_spec, materialize
 from agentkd.models.student import PromptFormat
@@ -76,12 +77,12 @@ class StudentPolicy:
                  demos: Any = None, price: tuple[float, float] = DEFAULT_STUDENT_PRICE,
                  name: str | None = None, constrained: bool = False, noloop: bool = False) -> None:
         if samples < 1:
-            raise ValueError(f"samples must be at least 1, not {samples}")
+            raise ConfigError(f"samples must be at least 1, not {samples}")
         self.engine = engine if isinstance(engine, ReplayEngine) else ReplayEngine(engine)
         card = self.engine.card
         self.prompt = prompt or (card.prompt if card else PromptFormat())
         if self.prompt.demos and demos is None:
-            raise ValueError(f"the student {self.engine.name} was trained with the teacher's steps in its prompt "
+            raise ConfigError(f"the student {self.engine.name} was trained with the teacher's steps in its prompt "
                              "(in-context distillation): replay it with them (eval configuration '+icd', which "
                              "needs --store with teacher trajectories)")
         self.samples = samples

@@ -2,8 +2,8 @@
 
 A run reads trajectories from the experience store, starts from a student (see
 :func:`agentkd.models.student.resolve_student`), trains with a TRL/transformers trainer whose
-config :meth:`StageConfig.trl_config` builds (agentkd's settings, then any field of the TRL
-config from ``overrides`` — the ``--config FILE.yaml`` of the commands) and finishes with
+config :func:`trl_config` builds (the stage's settings, :mod:`agentkd.train.config`, then any field
+of the TRL config from ``overrides`` — the ``--config FILE.yaml`` of the commands) and finishes with
 :func:`finish_run`: the student saved with ``trainer.save_model`` (gathered under ZeRO-3/FSDP;
 LoRA adapters merged, so plain transformers loads it), its card extended with this stage, a
 ``README.md`` model card and a ``training_summary.json`` with data counts, steps, losses, time and
@@ -13,30 +13,31 @@ only (see :mod:`agentkd.train.distributed`).
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field, fields
+from dataclasses import fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 from agentkd.distill.datasets import DataReport, EmptyDatasetError, trajectory_messages
-from agentkd.errors import AgentKDError
+from agentkd.errors import ConfigError
 from agentkd.models.student import StudentCard
 from agentkd.schema import Trajectory
 from agentkd.splits import split_name
+from agentkd.train.config import StageConfig
 from agentkd.train.model_card import SUMMARY_FILE, write_model_card
+from agentkd.train.summary import DataCounts, TrainingSummary
 
 if TYPE_CHECKING:  # pragma: no cover
     from agentkd.store import ExperienceStore
 
-__all__ = ["SUMMARY_FILE", "StageConfig", "TrainConfigError", "finish_run", "load_config_file", "load_trajectories",
-           "run_training", "save_student", "student_texts", "time_budget_callback", "tokens_trained",
-           "training_arguments"]
+__all__ = ["SUMMARY_FILE", "TrainConfigError", "finish_run", "load_config_file", "load_trajectories", "run_training",
+           "save_student", "stage_callbacks", "student_texts", "time_budget_callback", "tokens_trained",
+           "training_arguments", "trl_config"]
 
 
 
-class TrainConfigError(AgentKDError, ValueError):
+class TrainConfigError(ConfigError):
     """A training config file or override is unreadable or names a field the stage's TRL config lacks."""
 
 
@@ -84,102 +85,42 @@ def student_texts(trajectories: Iterable[Trajectory]) -> list[str]:
     return texts
 
 
-@dataclass
-class StageConfig:
-    """What every stage's config has (each stage documents its own defaults).
+def stage_callbacks(config: StageConfig, given: list[Any] | None = None) -> list[Any]:
+    """The run's callbacks: ``given`` plus the time budget's, when there is one."""
+    return [*(given or []), *time_budget_callback(config.max_minutes, config.warmup_ratio)]
 
-    Attributes:
-        epochs: passes over the data (ignored when ``max_steps`` > 0).
-        max_steps: optimizer steps; ``-1`` trains for ``epochs``.
-        batch_size: examples per device per step.
-        grad_accum: gradient accumulation steps.
-        learning_rate: ``None`` picks the stage's default for the student (:meth:`pick_learning_rate`).
-        warmup_ratio: share of the steps spent warming the learning rate up.
-        logging_steps: log (and record in the summary's losses) every this many steps.
-        seed: seeds data order, sampling and initialisation.
-        max_minutes: stop training after this many minutes (the student is saved as it is then);
-            ``None``: no time limit.
-        gradient_checkpointing: recompute activations in the backward pass to save memory (TRL turns
-            it on by default). It costs a third more compute, which a small student on a CPU or a
-            roomy GPU does not need to pay; off by default.
-        report_to: where the trainer logs besides the summary: ``none``, ``tensorboard``, ``wandb``,
-            ... (comma-separated; TensorBoard writes into ``<out>/runs``).
-        save_steps: write a checkpoint (``<out>/checkpoint-N``) every this many steps; ``None``: none.
-        resume_from_checkpoint: a checkpoint directory to continue from, or ``"last"`` for the
-            newest one in the output directory.
-        push_to_hub, hub_model_id: upload the student (with its model card) to the Hugging Face
-            Hub under ``hub_model_id`` (default: the output directory's name); needs the network
-            and a token (``huggingface-cli login``).
-        overrides: any field of the stage's TRL config (``SFTConfig``, ``GRPOConfig``, or
-            transformers' ``TrainingArguments`` for REDI), applied last: they win over everything
-            above. An unknown field is a :class:`TrainConfigError`.
+
+def _trainer_arguments(config: StageConfig, out_dir: str | Path, learning_rate: float,
+                       **overrides: Any) -> dict[str, Any]:
+    """Keyword arguments for the stage's ``TrainingArguments`` (a TRL config or transformers' own),
+    without ``config.overrides`` (see :func:`trl_config`)."""
+    saving = ({"save_strategy": "steps", "save_steps": config.save_steps} if config.save_steps
+              else {"save_strategy": "no"})
+    hub = {"push_to_hub": True, "hub_model_id": config.hub_model_id} if config.push_to_hub else {}
+    return training_arguments(
+        out_dir, num_train_epochs=config.epochs, max_steps=config.max_steps,
+        per_device_train_batch_size=config.batch_size, gradient_accumulation_steps=config.grad_accum,
+        learning_rate=learning_rate, warmup_steps=config.warmup_ratio, logging_steps=config.logging_steps,
+        seed=config.seed, **{checkpointing_argument(): config.gradient_checkpointing},
+        report_to=[r.strip() for r in config.report_to.split(",") if r.strip()] or "none",
+        **saving, **hub, **overrides)
+
+
+def trl_config(config: StageConfig, config_class: type, out_dir: str | Path, learning_rate: float,
+               **stage: Any) -> Any:
+    """The stage's TRL config: agentkd's settings with the stage's own fields, then ``config.overrides``.
+
+    Raises :class:`TrainConfigError` naming an override that ``config_class`` has no field for.
     """
-
-    #: Default learning rates: (tiny student, LoRA adapters, full fine-tuning of a pretrained model).
-    DEFAULT_RATES: ClassVar[tuple[float, float, float]] = (1e-3, 1e-4, 2e-5)
-
-    epochs: float = 1.0
-    max_steps: int = -1
-    batch_size: int = 8
-    grad_accum: int = 1
-    learning_rate: float | None = None
-    warmup_ratio: float = 0.05
-    logging_steps: int = 5
-    seed: int = 0
-    max_minutes: float | None = None
-    gradient_checkpointing: bool = False
-    report_to: str = "none"
-    save_steps: int | None = None
-    resume_from_checkpoint: str | None = None
-    push_to_hub: bool = False
-    hub_model_id: str | None = None
-    overrides: dict[str, Any] = field(default_factory=dict)
-
-    def pick_learning_rate(self, *, tiny: bool, lora: bool = False) -> float:
-        if self.learning_rate is not None:
-            return self.learning_rate
-        tiny_rate, lora_rate, full_rate = self.DEFAULT_RATES
-        return tiny_rate if tiny else lora_rate if lora else full_rate
-
-    def callbacks(self, given: list[Any] | None = None) -> list[Any]:
-        """The run's callbacks: ``given`` plus the time budget's, when there is one."""
-        return [*(given or []), *time_budget_callback(self.max_minutes, self.warmup_ratio)]
-
-    def trainer_arguments(self, out_dir: str | Path, learning_rate: float, **overrides: Any) -> dict[str, Any]:
-        """Keyword arguments for the stage's ``TrainingArguments`` (a TRL config or transformers' own),
-        without :attr:`overrides` (see :meth:`trl_config`)."""
-        saving = ({"save_strategy": "steps", "save_steps": self.save_steps} if self.save_steps
-                  else {"save_strategy": "no"})
-        hub = {"push_to_hub": True, "hub_model_id": self.hub_model_id} if self.push_to_hub else {}
-        return training_arguments(
-            out_dir, num_train_epochs=self.epochs, max_steps=self.max_steps,
-            per_device_train_batch_size=self.batch_size, gradient_accumulation_steps=self.grad_accum,
-            learning_rate=learning_rate, warmup_steps=self.warmup_ratio, logging_steps=self.logging_steps,
-            seed=self.seed, **{checkpointing_argument(): self.gradient_checkpointing},
-            report_to=[r.strip() for r in self.report_to.split(",") if r.strip()] or "none",
-            **saving, **hub, **overrides)
-
-    def trl_config(self, config_class: type, out_dir: str | Path, learning_rate: float, **stage: Any) -> Any:
-        """The stage's TRL config: :meth:`trainer_arguments` with the stage's own fields, then :attr:`overrides`.
-
-        Raises :class:`TrainConfigError` naming an override that ``config_class`` has no field for.
-        """
-        known = {f.name for f in fields(config_class) if f.init}
-        unknown = sorted(set(self.overrides) - known)
-        if unknown:
-            raise TrainConfigError(
-                f"{config_class.__name__} has no field {', '.join(map(repr, unknown))}: a config file sets fields of "
-                f"the stage's TRL config (e.g. num_train_epochs, per_device_train_batch_size, learning_rate)")
-        args = self.trainer_arguments(out_dir, learning_rate, **stage)
-        args.update(self.overrides)
-        return config_class(**args)
-
-    def resume_argument(self) -> str | bool | None:
-        """``resume_from_checkpoint`` as ``Trainer.train`` takes it (``"last"``: True, the newest in output_dir)."""
-        value = self.resume_from_checkpoint
-        if value in (None, ""):
-            return None
-        return True if value == "last" else str(value)
+    known = {f.name for f in fields(config_class) if f.init}
+    unknown = sorted(set(config.overrides) - known)
+    if unknown:
+        raise TrainConfigError(
+            f"{config_class.__name__} has no field {', '.join(map(repr, unknown))}: a config file sets fields of "
+            f"the stage's TRL config (e.g. num_train_epochs, per_device_train_batch_size, learning_rate)")
+    args = _trainer_arguments(config, out_dir, learning_rate, **stage)
+    args.update(config.overrides)
+    return config_class(**args)
 
 
 def checkpointing_argument() -> str:
@@ -237,7 +178,7 @@ def training_arguments(out_dir: str | Path, **overrides: Any) -> dict[str, Any]:
     bf16 mixed precision (autocast) on GPUs that have it and on CPUs that compute it natively
     (AMX / AVX512-BF16, :func:`agentkd.models.student.cpu_has_fast_bf16`); float32 elsewhere.
     By default no checkpoint is written during the run (the final student is) and logs go nowhere
-    but the summary; :meth:`StageConfig.trainer_arguments` sets both from the run's settings.
+    but the summary; :func:`trl_config` sets both from the run's settings.
     """
     import torch
 
@@ -334,7 +275,7 @@ def finish_run(
     started: float,
     tokens: int,
     config: dict[str, Any],
-) -> dict[str, Any]:
+) -> TrainingSummary:
     """Save the student, its card, its model card and ``training_summary.json``; return the summary.
 
     Every process calls it (``save_model`` needs them all); the files are written by the main one.
@@ -348,29 +289,20 @@ def finish_run(
     args = trainer.args
     train_seconds = float(train_output.metrics.get("train_runtime", time.perf_counter() - started))
     losses = _losses(trainer.state.log_history)
-    summary = {
-        "stage": stage,
-        "student": str(out),
-        "base": card.base,
-        "data": data.as_dict(),
-        "steps": int(trainer.state.global_step),
-        "epochs": float(trainer.state.epoch or 0.0),
-        "final_loss": losses[-1]["loss"] if losses else None,
-        "train_loss": float(train_output.training_loss),
-        "losses": losses,
-        "train_seconds": round(train_seconds, 3),
-        "wall_seconds": round(time.perf_counter() - started, 3),
-        "tokens": int(tokens),
-        "tokens_per_second": round(tokens / train_seconds, 1) if train_seconds > 0 else None,
-        "device": str(args.device),
-        "processes": int(args.world_size),
-        "global_batch": int(args.per_device_train_batch_size * args.gradient_accumulation_steps * args.world_size),
-        "config": config,
-    }
+    summary = TrainingSummary(
+        stage=stage, student=str(out), base=card.base, data=DataCounts(**data.as_dict()),
+        steps=int(trainer.state.global_step), epochs=float(trainer.state.epoch or 0.0),
+        final_loss=losses[-1]["loss"] if losses else None, train_loss=float(train_output.training_loss),
+        losses=losses, train_seconds=round(train_seconds, 3), wall_seconds=round(time.perf_counter() - started, 3),
+        tokens=int(tokens), tokens_per_second=round(tokens / train_seconds, 1) if train_seconds > 0 else None,
+        device=str(args.device), processes=int(args.world_size),
+        global_batch=int(args.per_device_train_batch_size * args.gradient_accumulation_steps * args.world_size),
+        config=config)
     if trainer.is_world_process_zero():
-        card.stages.append({k: summary[k] for k in ("stage", "steps", "train_loss", "tokens")} | {"data": data.kept})
+        card.stages.append({"stage": stage, "steps": summary.steps, "train_loss": summary.train_loss,
+                            "tokens": summary.tokens, "data": data.kept})
         card.save(out)
-        (out / SUMMARY_FILE).write_text(json.dumps(summary, indent=2, default=str) + "\n", encoding="utf-8")
+        summary.save(out)
         write_model_card(out)
         if args.push_to_hub:
             _push(trainer, out)

@@ -49,8 +49,10 @@ from agentkd.models.student import PromptFormat, apply_lora, resolve_student
 from agentkd.policies.base import PolicyInput
 from agentkd.policies.prompt import build_messages, parse_output
 from agentkd.schema import Step, Task
-from agentkd.train.common import StageConfig, finish_run, run_training
+from agentkd.train.common import TrainConfigError, finish_run, run_training, stage_callbacks, trl_config
+from agentkd.train.config import GRPORunConfig
 from agentkd.train.distributed import shared_start
+from agentkd.train.summary import TrainingSummary
 
 __all__ = ["EnvReward", "Episode", "GRPORunConfig", "MultiTurnRollout", "RolloutStats", "env_turn_text",
            "train_grpo"]
@@ -153,8 +155,8 @@ class MultiTurnRollout:
                  max_turns: int = 20, max_new_tokens: int = 96, env_kwargs: dict[str, Any] | None = None) -> None:
         self.fmt = fmt or PromptFormat()
         if self.fmt.max_history is not None or self.fmt.show_admissible:
-            raise ValueError(f"multi-turn GRPO needs the student to see its whole episode as one conversation "
-                             f"(max_history=None, show_admissible=False); its card says {self.fmt}")
+            raise TrainConfigError(f"multi-turn GRPO needs the student to see its whole episode as one conversation "
+                                   f"(max_history=None, show_admissible=False); its card says {self.fmt}")
         self.env_name = env_name
         self.tasks_by_prompt = tasks_by_prompt
         self.max_turns = max_turns
@@ -226,7 +228,7 @@ class MultiTurnRollout:
                                add_special_tokens=False)["input_ids"]
         budget = min(max_completion_length, context - len(prompt_ids))
         if budget < 1:
-            raise ValueError(f"the prompt of {task.task_id} ({len(prompt_ids)} tokens) leaves no room to reply")
+            raise TrainConfigError(f"the prompt of {task.task_id} ({len(prompt_ids)} tokens) leaves no room to reply")
         return Episode(task=task, messages=[dict(m) for m in prompt], prompt_ids=prompt_ids, env=env,
                        observation=observation, budget=budget)
 
@@ -323,68 +325,6 @@ class EnvReward:
         return rewards
 
 
-@dataclass
-class GRPORunConfig(StageConfig):
-    """Settings of a GRPO run (recorded in ``training_summary.json``); the shared ones are
-    :class:`~agentkd.train.common.StageConfig`'s.
-
-    Attributes:
-        env, split: where the tasks come from (:func:`agentkd.envs.load_tasks`).
-        max_tasks: train on a random sample of this many tasks (seeded; ``None``: all of them).
-        task_types: train on these task types only.
-        max_steps: optimizer steps (GRPO runs are counted in steps, not epochs; default 100).
-        num_generations: episodes per task in a group; advantages compare episodes of one task.
-        batch_size: episodes per device per step; ``batch_size * grad_accum`` must be a multiple of
-            ``num_generations`` (each step rolls out that many episodes).
-        max_turns: most replies (environment steps) per episode.
-        max_new_tokens: most tokens per reply.
-        max_completion_length: most tokens of a whole episode after its prompt, environment
-            turns included; an episode whose next turn would not fit ends there.
-        temperature, top_p: sampling of the rollouts (the trainer's log-probs use the same temperature).
-        warmup_ratio: share of the steps spent warming the learning rate up (default 0; constant afterwards).
-        learning_rate: ``None`` picks 1e-4 for tiny students, 2e-5 with LoRA and 1e-6 for full
-            fine-tuning of a pretrained model.
-        beta: KL coefficient against a reference model. 0 (the default) loads no reference model:
-            no second copy of the weights and one forward pass less per step, which matters on CPU.
-            Nothing then pulls the policy back to where it started; raise it (e.g. 0.04) for long
-            runs on a pretrained student.
-        epsilon: PPO-style clipping of the probability ratio.
-        loss_type: TRL's loss aggregation; ``"dapo"`` normalises by the number of model tokens in
-            the batch, so long episodes are not down-weighted.
-        invalid_action_penalty: subtracted from an episode's reward per unparseable or
-            inadmissible reply (0 turns it off). An episode cut short by
-            ``max_completion_length`` takes fewer turns and so collects fewer penalties: leave room
-            for ``max_turns`` turns.
-        lora: train LoRA adapters (rank ``lora_r``) instead of all weights; merged when saved.
-        logging_steps: default 1 (steps are few and slow).
-        tiny_size: model size when the student is ``tiny`` (its tokenizer is trained on the prompts).
-        seed: also seeds the task sample.
-    """
-
-    DEFAULT_RATES = (1e-4, 2e-5, 1e-6)
-
-    env: str = "household"
-    split: str = "train"
-    max_tasks: int | None = 64
-    task_types: list[str] | None = None
-    max_steps: int = 100
-    num_generations: int = 8
-    max_turns: int = 20
-    max_new_tokens: int = 96
-    max_completion_length: int = 2048
-    temperature: float = 1.0
-    top_p: float = 1.0
-    warmup_ratio: float = 0.0
-    beta: float = 0.0
-    epsilon: float = 0.2
-    loss_type: str = "dapo"
-    invalid_action_penalty: float = 0.1
-    lora: bool = False
-    lora_r: int = 16
-    tiny_size: str = "tiny"
-    logging_steps: int = 1
-
-
 def _tasks(config: GRPORunConfig) -> list[Task]:
     tasks = load_tasks(config.env, config.split)
     if config.task_types:
@@ -398,7 +338,7 @@ def _tasks(config: GRPORunConfig) -> list[Task]:
 
 
 def train_grpo(student: str | Path, out_dir: str | Path, config: GRPORunConfig | None = None, *,
-               allow_download: bool = False, callbacks: list[Any] | None = None) -> dict[str, Any]:
+               allow_download: bool = False, callbacks: list[Any] | None = None) -> TrainingSummary:
     """Train ``student`` (``tiny``, a directory, or a hub name) by GRPO in the environment into ``out_dir``.
 
     Returns the training summary (also written to ``out_dir/training_summary.json``); its
@@ -443,8 +383,8 @@ def train_grpo(student: str | Path, out_dir: str | Path, config: GRPORunConfig |
     if config.lora:
         model = apply_lora(model, r=config.lora_r, alpha=2 * config.lora_r)
 
-    args = config.trl_config(
-        GRPOConfig, out_dir,
+    args = trl_config(
+        config,         GRPOConfig, out_dir,
         config.pick_learning_rate(tiny=card.base.startswith("tiny"), lora=config.lora),
         lr_scheduler_type="constant_with_warmup",
         num_generations=config.num_generations,
@@ -460,7 +400,7 @@ def train_grpo(student: str | Path, out_dir: str | Path, config: GRPORunConfig |
     )
     trainer = GRPOTrainer(model=model, reward_funcs=[EnvReward(config.invalid_action_penalty)], args=args,
                           train_dataset=Dataset.from_list(rows), processing_class=tokenizer, rollout_func=rollout,
-                          callbacks=config.callbacks(callbacks))
+                          callbacks=stage_callbacks(config, callbacks))
     output = run_training(trainer, config)
     stats = rollout.stats
     if trainer.accelerator.num_processes > 1:  # each process played its share of the episodes

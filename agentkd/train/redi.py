@@ -40,14 +40,18 @@ from agentkd.distill.datasets import redi_pairs
 from agentkd.models.student import resolve_student
 from agentkd.schema import Task, Trajectory
 from agentkd.train.common import (
-    StageConfig,
+    TrainConfigError,
     finish_run,
     load_trajectories,
     run_training,
+    stage_callbacks,
     student_texts,
     tokens_trained,
+    trl_config,
 )
+from agentkd.train.config import RediRunConfig
 from agentkd.train.distributed import shared_start
+from agentkd.train.summary import TrainingSummary
 
 if TYPE_CHECKING:  # pragma: no cover
     from agentkd.store import ExperienceStore
@@ -55,37 +59,6 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["RediCollator", "RediRunConfig", "RediTrainer", "tokenize_pair", "train_redi"]
 
 _GENERATION_TAG = re.compile(r"\{%-?\s*generation\s*-?%\}")
-
-
-@dataclass
-class RediRunConfig(StageConfig):
-    """Settings of a REDI run (recorded in ``training_summary.json``); the shared ones are
-    :class:`~agentkd.train.common.StageConfig`'s.
-
-    Attributes:
-        alpha: weight of the rejected (negative) term; the paper found 0.8 stable where 1.0
-            (symmetric) degrades as the model learns to push failures down without bound.
-        epochs: passes over the pairs (default 1).
-        batch_size: pairs per device per step (the forward pass sees twice as many sequences).
-        learning_rate: ``None`` picks 1e-4 for a tiny student (an order below its SFT rate) and
-            1e-6 for a pretrained one — REDI refines an SFT model, and the paper used learning
-            rates of that order for 1.5B models: larger ones let the negative term run away.
-        max_length: longest prompt + continuation in tokens; longer pairs are left out.
-        step_pairs: add step pairs (needs an environment with an expert).
-        trajectory_pairs: add trajectory pairs (failed vs successful episode of a task).
-        max_step_pairs_per_episode: step pairs taken from one failed episode at most.
-        env, split: which trajectories of the store to use (``None``: all).
-    """
-
-    DEFAULT_RATES = (1e-4, 1e-6, 1e-6)  # tiny, (no LoRA option), pretrained
-
-    alpha: float = 0.8
-    max_length: int = 2048
-    step_pairs: bool = True
-    trajectory_pairs: bool = True
-    max_step_pairs_per_episode: int = 2
-    env: str | None = "household"
-    split: str | None = "train"
 
 
 # ---- data: pairs to token ids and loss masks -------------------------------------------------------
@@ -102,13 +75,14 @@ def _continuation(tokenizer: Any, prompt: list[dict[str, str]], continuation: li
     ids, mask = list(full["input_ids"]), list(full["assistant_masks"])
     n_prompt = len(prompt_ids)
     if ids[:n_prompt] != prompt_ids:
-        raise ValueError("the chat template renders the prompt differently once a continuation follows it, so the "
-                         "continuation's tokens cannot be told apart from the prompt's; REDI needs a template whose "
-                         "rendering of a conversation starts with the rendering of its prefix (ChatML does)")
+        raise TrainConfigError(
+            "the chat template renders the prompt differently once a continuation follows it, so the continuation's "
+            "tokens cannot be told apart from the prompt's; REDI needs a template whose rendering of a conversation "
+            "starts with the rendering of its prefix (ChatML does)")
     mask[:n_prompt] = [0] * n_prompt  # the prompt's own assistant turns are context, not targets
     if not any(mask):
-        raise ValueError("a REDI continuation has no assistant tokens to train on: "
-                         f"{[m['role'] for m in continuation]}")
+        raise TrainConfigError(f"a REDI continuation has no assistant tokens to train on: "
+                               f"{[m['role'] for m in continuation]}")
     return ids, mask
 
 
@@ -121,9 +95,10 @@ def tokenize_pair(row: dict[str, Any], tokenizer: Any) -> dict[str, list[int]]:
     """
     template = getattr(tokenizer, "chat_template", None) or ""
     if not _GENERATION_TAG.search(template):
-        raise ValueError("the tokenizer's chat template has no {% generation %} markers, so assistant tokens cannot "
-                         "be told from observations: REDI trains on assistant tokens only. Use a template that "
-                         "wraps assistant content in {% generation %}...{% endgeneration %} (tiny students have one)")
+        raise TrainConfigError(
+            "the tokenizer's chat template has no {% generation %} markers, so assistant tokens cannot be told from "
+            "observations: REDI trains on assistant tokens only. Use a template that wraps assistant content in "
+            "{% generation %}...{% endgeneration %} (tiny students have one)")
     prompt_ids = list(_render(tokenizer, row["prompt"])["input_ids"])
     chosen_ids, chosen_mask = _continuation(tokenizer, row["prompt"], row["chosen"], prompt_ids)
     rejected_ids, rejected_mask = _continuation(tokenizer, row["prompt"], row["rejected"], prompt_ids)
@@ -243,7 +218,7 @@ def _step_pair_sources(trajectories: list[Trajectory]) -> tuple[Callable[[str], 
 
 def train_redi(store: ExperienceStore | None, student: str | Path, out_dir: str | Path,
                config: RediRunConfig | None = None, *,
-               allow_download: bool = False, callbacks: list[Any] | None = None) -> dict[str, Any]:
+               allow_download: bool = False, callbacks: list[Any] | None = None) -> TrainingSummary:
     """Refine ``student`` (normally the SFT stage's output directory) with REDI into ``out_dir``.
 
     Returns the training summary (also written to ``out_dir/training_summary.json``).
@@ -277,12 +252,12 @@ def train_redi(store: ExperienceStore | None, student: str | Path, out_dir: str 
         return model, tokenizer, card, ([tokenize_pair(row, tokenizer) for row in rows], report)
 
     model, tokenizer, card, (features, report) = shared_start(build, spec, out_dir, allow_download=allow_download)
-    args = config.trl_config(
-        TrainingArguments, out_dir, config.pick_learning_rate(tiny=card.base.startswith("tiny")),
+    args = trl_config(
+        config,         TrainingArguments, out_dir, config.pick_learning_rate(tiny=card.base.startswith("tiny")),
         lr_scheduler_type="cosine", remove_unused_columns=False)
     trainer = RediTrainer(model=model, args=args, train_dataset=Dataset.from_list(features),
                           processing_class=tokenizer, alpha=config.alpha,
-                          callbacks=config.callbacks(callbacks))
+                          callbacks=stage_callbacks(config, callbacks))
     output = run_training(trainer, config)
     return finish_run(trainer, output, stage="redi", out_dir=out_dir, card=card, data=report, started=started,
                       tokens=tokens_trained(trainer, report.tokens), config=asdict(config))

@@ -16,7 +16,7 @@ How examples are batched (``batching``) is a speed choice, measured by ``agentkd
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,60 +24,23 @@ from agentkd.distill.datasets import DataReport, EmptyDatasetError, icd_step_exa
 from agentkd.models.student import PromptFormat, apply_lora, resolve_student
 from agentkd.splits import split_name
 from agentkd.train.common import (
-    StageConfig,
+    TrainConfigError,
     finish_run,
     load_trajectories,
     run_training,
+    stage_callbacks,
     student_texts,
     tokens_trained,
+    trl_config,
 )
+from agentkd.train.config import SFTRunConfig
 from agentkd.train.distributed import shared_start
+from agentkd.train.summary import TrainingSummary
 
 if TYPE_CHECKING:  # pragma: no cover
     from agentkd.store import ExperienceStore
 
 __all__ = ["BATCHING", "SFTRunConfig", "flash_attention_available", "resolve_batching", "train_sft"]
-
-
-@dataclass
-class SFTRunConfig(StageConfig):
-    """Settings of an SFT run (recorded in ``training_summary.json``); the shared ones are
-    :class:`~agentkd.train.common.StageConfig`'s.
-
-    Attributes:
-        epochs: passes over the data (default 3).
-        batch_size: examples (or packed rows) per device per step.
-        learning_rate: ``None`` picks 1e-3 for a student trained from scratch, 1e-4 with LoRA and
-            2e-5 for full fine-tuning of a pretrained model.
-        weight_decay: AdamW weight decay.
-        max_length: longest example in tokens (and packed row length).
-        overlong: ``"truncate"`` (cut whole turns from the end) or ``"drop"`` for longer episodes.
-        batching: ``auto``, ``packed``, ``grouped`` or ``padded`` (see the module docstring).
-        lora: train LoRA adapters (rank ``lora_r``) instead of all weights; merged when saved.
-        task_types: train on these task types only.
-        success_only: train on successful trajectories only.
-        env, split: which trajectories of the store to use.
-        tiny_size: model size when the student is ``tiny``.
-        icd: in-context distillation: one example per step whose prompt shows the teacher's most
-            similar steps from the store (never of the same task), so the student learns to use
-            them; it is then replayed with them (``+icd``). Prompts keep the last ``icd_history``
-            steps.
-    """
-
-    epochs: float = 3.0
-    weight_decay: float = 0.0
-    max_length: int = 2048
-    overlong: str = "truncate"
-    batching: str = "auto"
-    lora: bool = False
-    lora_r: int = 16
-    task_types: list[str] | None = None
-    success_only: bool = True
-    env: str | None = "household"
-    split: str | None = "train"
-    tiny_size: str = "tiny"
-    icd: bool = False
-    icd_history: int = 3
 
 
 BATCHING = ("auto", "packed", "grouped", "padded")
@@ -93,7 +56,7 @@ def flash_attention_available() -> bool:
 
 def resolve_batching(batching: str) -> str:
     if batching not in BATCHING:
-        raise ValueError(f"batching must be one of {', '.join(BATCHING)}, not {batching!r}")
+        raise TrainConfigError(f"batching must be one of {', '.join(BATCHING)}, not {batching!r}")
     if batching == "auto":
         return "packed" if flash_attention_available() else "grouped"
     return batching
@@ -101,7 +64,7 @@ def resolve_batching(batching: str) -> str:
 
 def train_sft(store: ExperienceStore | None, student: str | Path, out_dir: str | Path,
               config: SFTRunConfig | None = None, *,
-              allow_download: bool = False, callbacks: list[Any] | None = None) -> dict[str, Any]:
+              allow_download: bool = False, callbacks: list[Any] | None = None) -> TrainingSummary:
     """Train ``student`` (``tiny``, a directory, or a hub name) on the store's trajectories into ``out_dir``.
 
     Returns the training summary (also written to ``out_dir/training_summary.json``).
@@ -112,7 +75,7 @@ def train_sft(store: ExperienceStore | None, student: str | Path, out_dir: str |
 
         summary = train_sft(ExperienceStore("trajectories/store"), "smollm2-135m", "runs/sft",
                             SFTRunConfig(max_minutes=45, batch_size=1))
-        summary["steps"], summary["tokens_per_second"]
+        summary.steps, summary.tokens_per_second
     """
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
@@ -140,7 +103,8 @@ def train_sft(store: ExperienceStore | None, student: str | Path, out_dir: str |
             from agentkd.distill.demos import DemoRetriever
 
             if not config.env or not config.split:
-                raise ValueError("--icd needs an environment and a split: demonstrations come from its teacher steps")
+                raise TrainConfigError("--icd needs an environment and a split: demonstrations come from its "
+                                       "teacher steps")
             card.prompt = PromptFormat(max_history=config.icd_history, show_admissible=False, demos=True)
             # The same demonstrations, counted in the same tokens, as at replay (agentkd.eval.run builds its own).
             retriever = DemoRetriever(store, config.env, split=split_name(config.split),
@@ -163,8 +127,8 @@ def train_sft(store: ExperienceStore | None, student: str | Path, out_dir: str |
     if config.lora:
         model = apply_lora(model, r=config.lora_r, alpha=2 * config.lora_r)
 
-    args = config.trl_config(
-        SFTConfig, out_dir,
+    args = trl_config(
+        config,         SFTConfig, out_dir,
         config.pick_learning_rate(tiny=from_scratch, lora=config.lora),
         lr_scheduler_type="cosine",
         weight_decay=config.weight_decay,
@@ -176,7 +140,7 @@ def train_sft(store: ExperienceStore | None, student: str | Path, out_dir: str |
         dataset_num_proc=None,
     )
     trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tokenizer,
-                         callbacks=config.callbacks(callbacks))
+                         callbacks=stage_callbacks(config, callbacks))
     if trainer.args.device.type == "cpu":  # score only the labelled positions (see agentkd.train.compact_head)
         from agentkd.train.compact_head import compact_lm_head
 

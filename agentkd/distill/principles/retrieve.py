@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from agentkd.errors import EmptyDatasetError
 from agentkd.policies.base import Decision, PolicyInput
 from agentkd.schema import PolicyInfo, Principle
 
@@ -57,7 +58,7 @@ class PrincipleRetriever:
         self.count_tokens = count_tokens or (lambda text: len(text) // 4 + 1)
         self.candidates = candidates or 4 * k
         if store.count_principles(env=env, status="active") == 0:
-            raise ValueError(
+            raise EmptyDatasetError(
                 f"the store at {store.location} has no active principles for env={env}, so there is nothing to "
                 f"show (+principles). Distil them first: `agentkd distill principles --env {env} --store "
                 f"{store.location}`."

@@ -23,12 +23,17 @@ from typing import Any
 from agentkd.errors import AgentKDError, FileFormatError
 from agentkd.schema import Task
 
-__all__ = ["SPLIT_HELP", "SplitFileError", "Splits", "UnknownSplitError", "is_path", "split_name", "task_at"]
+__all__ = ["SPLIT_HELP", "SplitFileError", "Splits", "TaskIndexError", "UnknownSplitError", "is_path", "split_name",
+           "task_at"]
 
 
 #: What a ``--split`` takes (the CLI's and the training settings' help).
 SPLIT_HELP = ("a split name (train, valid_seen, valid_unseen) or a path to your own tasks: a folder of ALFWorld "
               "games (household), a HotpotQA .json/.jsonl or folder with a corpus (qa), a GSM8K-style .jsonl (math)")
+
+
+class TaskIndexError(AgentKDError, IndexError):
+    """A task index outside a split; the message names the split's range."""
 
 
 class UnknownSplitError(AgentKDError, ValueError):
@@ -59,7 +64,7 @@ def split_name(split: str) -> str:
 def task_at(tasks: Sequence[Task], split: str, index: int) -> Task:
     """``tasks[index]`` of a split, with an error that names the split's range."""
     if not 0 <= index < len(tasks):
-        raise IndexError(f"{split} has tasks 0..{len(tasks) - 1}; no task {index}")
+        raise TaskIndexError(f"{split} has tasks 0..{len(tasks) - 1}; no task {index}")
     return tasks[index]
 
 

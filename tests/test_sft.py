@@ -224,9 +224,9 @@ def test_the_clock_schedule_warms_up_then_decays_to_zero(monkeypatch):
 
 
 def test_training_precision_follows_the_hardware(monkeypatch):
-    from agentkd.models.student import cpu_has_fast_bf16
     from trl import SFTConfig
 
+    from agentkd.models.student import cpu_has_fast_bf16
     from agentkd.train.common import checkpointing_argument, training_arguments, trl_config
     from agentkd.train.config import StageConfig
 

@@ -23,7 +23,7 @@ def play(
 
     if env != "household":
         _fail(f"unknown environment {env!r}; available: household")
-    from environments.household import GameFileError, HouseholdEnv, get_task, task_from_game_file
+    from environments.household import HouseholdEnv, get_task, task_from_game_file
 
     console = Console(soft_wrap=True)  # keep game text unbroken, so commands can be copied
     try:
@@ -31,7 +31,7 @@ def play(
             task = task_from_game_file(game_file) if game_file else get_task(split, index)
         environment = HouseholdEnv(backend=backend)
         obs = environment.reset(task)
-    except (AgentKDError, ValueError, IndexError, GameFileError, ImportError, OSError) as exc:
+    except (AgentKDError, ImportError, OSError) as exc:  # a bad split, index, game file or backend; no engine
         _fail(str(exc))
     console.print(f"[dim]{task.task_id} · {task.task_type}[/]")
     console.print(obs, markup=False, highlight=False)

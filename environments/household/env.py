@@ -12,6 +12,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from agentkd.errors import ConfigError
 from agentkd.schema import Task
 
 from .expert import HouseholdExpert
@@ -55,7 +56,7 @@ class HouseholdEnv:
 
     def __init__(self, backend: str = "native", max_steps: int = MAX_STEPS):
         if backend not in BACKENDS:
-            raise ValueError(f"unknown household backend {backend!r}; available: {', '.join(BACKENDS)}")
+            raise ConfigError(f"unknown household backend {backend!r}; available: {', '.join(BACKENDS)}")
         self.backend = backend
         self.max_steps = max_steps
         self.task: Task | None = None

@@ -7,8 +7,8 @@
 3. the SFT student plays ``rollouts`` train tasks (its failures are REDI's negatives), and REDI
    refines it on successes vs failures (by default for the tiny student only: on 2 CPU cores the
    135M student's rollouts cost more than the demo's budget);
-4. the student is evaluated (by default greedy, ``sc@8`` and ``sc@8+constrained``) on the first
-   ``max_tasks`` tasks of ``valid_unseen``; the table is printed and the report written.
+4. the student is evaluated (by default greedy and ``sc@8``) on the first ``max_tasks`` tasks of
+   ``valid_unseen``; the table is printed and the report written.
 
 Everything lands in ``workdir`` (store, students, report); running the demo again reuses the
 collected trajectories and evaluations of the same student. ``env`` picks the environment
@@ -40,7 +40,7 @@ class DemoConfig:
                        "same report).")
     student: str = setting("smollm2-135m", STUDENT_HELP)
     expert_episodes: int = setting(400, "Expert episodes on train (SFT data).", min=8)
-    train_minutes: float | None = setting(15.0, "SFT time budget in minutes (0: train for --sft-epochs).", min=0)
+    train_minutes: float | None = setting(10.0, "SFT time budget in minutes (0: train for --sft-epochs).", min=0)
     sft_epochs: float | None = setting(None, "SFT passes over the expert episodes (default: 2 household, 8 qa and "
                                        "math, whose episodes are short).")
     learning_rate: float | None = setting(None, "SFT learning rate (default: 1e-4 for a pretrained student, the "
@@ -48,10 +48,11 @@ class DemoConfig:
     rollouts: int | None = setting(None, "SFT-student episodes on train for REDI (0: skip REDI; default: 64 for a "
                                    "tiny student, 0 for a pretrained one, whose rollouts cost more than the budget "
                                    "on 2 cores).", min=0)
-    configs: str = setting("greedy,sc@8,sc@8+constrained", "Configurations to evaluate.")
+    configs: str = setting("greedy,sc@8", "Configurations to evaluate (e.g. add greedy+constrained+noloop, the "
+                                                 "best row of the quality table).")
     splits: tuple[str, ...] = setting(("valid_unseen",), "Splits to evaluate on (comma-separated on the command "
                                       "line): " + SPLIT_HELP + ".", flag="--split")
-    max_tasks: int | None = setting(24, "Evaluate the first N tasks of each split (0: all of them).", min=0)
+    max_tasks: int | None = setting(12, "Evaluate the first N tasks of each split (0: all of them).", min=0)
     max_steps: int | None = setting(None, "Step limit per episode (default: the environment's: 20 household, 8 qa, "
                                     "6 math).", min=1)
     stage_seconds: dict[str, float] = setting(help="Seconds each stage took (filled in by the run).",

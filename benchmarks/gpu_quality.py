@@ -63,9 +63,9 @@ def main(argv: list[str] | None = None) -> int:
     student_dir = out / "students" / "sft"
     config = SFTRunConfig(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr, logging_steps=20)
     sft = train_sft(store, args.student, student_dir, config)
-    print(json.dumps({"stage": "sft", "device": device, "steps": sft["steps"], "tokens": sft["tokens"],
-                      "train_seconds": sft["train_seconds"], "tokens_per_second": sft["tokens_per_second"],
-                      "final_loss": sft["final_loss"]}), flush=True)
+    print(json.dumps({"stage": "sft", "device": device, "steps": sft.steps, "tokens": sft.tokens,
+                      "train_seconds": sft.train_seconds, "tokens_per_second": sft.tokens_per_second,
+                      "final_loss": sft.final_loss}), flush=True)
 
     console = Console(soft_wrap=True)
     for config_name in parse_configs(args.configs):  # one report per configuration: nothing measured is lost

@@ -39,7 +39,7 @@ def main() -> None:
     config = agentkd.SFTRunConfig(max_steps=args.train_steps, max_minutes=args.train_minutes, batch_size=4,
                                   max_length=args.max_length)
     trained = agentkd.train_sft(store, args.student, workdir / "student", config)
-    print(f"trained {trained['base']} for {trained['steps']} steps into {workdir / 'student'}")
+    print(f"trained {trained.base} for {trained.steps} steps into {workdir / 'student'}")
 
     # 3. Evaluate on unseen tasks: greedy decoding and the expert as the reference row.
     results = agentkd.evaluate(workdir / "student", agentkd.parse_configs("greedy,teacher"), store=store,

@@ -182,11 +182,11 @@ def test_a_run_that_died_after_a_checkpoint_resumes_to_the_same_end(expert_store
     assert (out / "checkpoint-2" / "trainer_state.json").is_file() and not (out / "training_summary.json").exists()
 
     resumed = train_sft(expert_store, "tiny", out, _config(max_steps=4, save_steps=2, resume_from_checkpoint="last"))
-    assert resumed["steps"] == whole["steps"] == 4
-    assert [x["step"] for x in resumed["losses"]] == [1, 2, 3, 4]  # steps 1-2 from the checkpoint's state
+    assert resumed.steps == whole.steps == 4
+    assert [x["step"] for x in resumed.losses] == [1, 2, 3, 4]  # steps 1-2 from the checkpoint's state
     # The same data order, weights and optimizer state: steps 3 and 4, trained after the resume, match the whole run's.
-    assert [x["loss"] for x in resumed["losses"]] == pytest.approx([x["loss"] for x in whole["losses"]], rel=1e-4)
-    assert resumed["losses"][2]["loss"] != resumed["losses"][1]["loss"]
+    assert [x["loss"] for x in resumed.losses] == pytest.approx([x["loss"] for x in whole.losses], rel=1e-4)
+    assert resumed.losses[2]["loss"] != resumed.losses[1]["loss"]
     assert (out / "checkpoint-4").is_dir() and (out / "README.md").is_file()
 
     from agentkd.train.sft import SFTRunConfig

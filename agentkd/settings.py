@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import MISSING, Field, field, fields
 from typing import Any
 
-__all__ = ["setting", "setting_help"]
+__all__ = ["documented_field", "setting"]
 
 
 def setting(default: Any = MISSING, help: str = "", *, flag: str | None = None, min: float | None = None,
@@ -25,7 +25,7 @@ def setting(default: Any = MISSING, help: str = "", *, flag: str | None = None, 
     return field(default=default, metadata=metadata)
 
 
-def setting_help(config_class: type, name: str) -> Field | None:
+def documented_field(config_class: type, name: str) -> Field | None:
     """The field ``name`` as documented: the nearest class in ``config_class``'s MRO whose field has help
     (a subclass that only changes a default, ``epochs: float = 3.0``, keeps its base's help and flag)."""
     for cls in config_class.__mro__:

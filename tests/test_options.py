@@ -10,7 +10,7 @@ import typer
 from typer.testing import CliRunner
 
 from agentkd.cli.options import config_options
-from agentkd.settings import setting, setting_help
+from agentkd.settings import documented_field, setting
 from agentkd.train.config import GRPORunConfig, RediRunConfig, SFTRunConfig
 
 
@@ -27,7 +27,7 @@ def test_every_documented_setting_is_an_option_with_the_configs_default_and_help
     options = _options(stage)
     shown = 0
     for f in fields(config_class):
-        documented = setting_help(config_class, f.name)
+        documented = documented_field(config_class, f.name)
         if documented is None or not documented.metadata["cli"]:
             assert f.name not in options, f.name
             continue
@@ -41,7 +41,7 @@ def test_every_documented_setting_is_an_option_with_the_configs_default_and_help
     assert options["learning_rate"].opts == ["--lr"]
     # A stage's own default wins over the shared one; the help stays the shared one's.
     assert options["epochs"].default == config_class().epochs
-    assert options["epochs"].help == setting_help(config_class, "epochs").metadata["help"]
+    assert options["epochs"].help == documented_field(config_class, "epochs").metadata["help"]
     if stage == "grpo":
         assert options["invalid_action_penalty"].opts == ["--invalid-penalty"] and options["max_steps"].default == 100
 

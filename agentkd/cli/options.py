@@ -20,7 +20,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from agentkd.settings import setting_help
+from agentkd.settings import documented_field
 
 __all__ = ["config_options"]
 
@@ -38,15 +38,12 @@ def _sequence_type(annotation: Any) -> type | None:
 
 
 def _option(config_class: type, name: str, annotation: Any, default: Any) -> inspect.Parameter | None:
-    documented = setting_help(config_class, name)
+    documented = documented_field(config_class, name)
     if documented is None or not documented.metadata.get("cli", True):
         return None
     meta = documented.metadata
     flag = meta.get("flag") or "--" + name.replace("_", "-")
-    if annotation is bool:
-        decls = [flag] if not default else [f"{flag}/--no-{flag[2:]}"]
-    else:
-        decls = [flag]
+    decls = [f"{flag}/--no-{flag[2:]}"] if annotation is bool and default else [flag]  # a False bool: a plain flag
     if _sequence_type(annotation) is not None:
         annotation, default = str | None, ",".join(default) if default else None
     extra = {"min": meta["min"]} if meta.get("min") is not None and annotation is not bool else {}

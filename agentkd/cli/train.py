@@ -29,15 +29,14 @@ _CONFIG = typer.Option(None, "--config", help="YAML file of fields of the stage'
 _DOWNLOAD = typer.Option(False, "--allow-download", help="Fetch a hub model that is not cached.")
 
 
-def _with_file(config: StageConfig, config_file: str | None) -> StageConfig:
-    """``config`` with the fields of ``--config FILE.yaml`` as its overrides (a bad file is a one-line error)."""
+def _with_file(config: StageConfig, config_file: str | None) -> None:
+    """Set ``config``'s overrides to the fields of ``--config FILE.yaml`` (a bad file is a one-line error)."""
     from agentkd.train.common import TrainConfigError, load_config_file
 
     try:
         config.overrides = load_config_file(config_file) if config_file else {}
     except TrainConfigError as exc:
         _fail(str(exc))
-    return config
 
 
 def _main_store(store: str):

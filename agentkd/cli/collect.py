@@ -8,7 +8,7 @@ import time
 import typer
 
 from agentkd.cli.common import DEFAULT_STORE, _fail, _notes, app
-from agentkd.errors import AgentKDError
+from agentkd.errors import AgentKDError, ConfigError
 from agentkd.splits import SPLIT_HELP
 
 
@@ -20,6 +20,7 @@ def collect(
                                 "OPENAI_BASE_URL); provider:MODEL (any LangChain chat model, e.g. "
                                 "anthropic:claude-...); or a local Hugging Face model dir/name."),
     episodes: int = typer.Option(100, min=1, help="Episodes in the run (episode i plays task i mod split size)."),
+    task_types: str = typer.Option(None, help="Only the split's tasks of these types (comma-separated)."),
     store: str = typer.Option(DEFAULT_STORE, help="Store folder, or http://host:port of a Chroma server."),
     workers: int = typer.Option(8, min=1, help="Episodes played concurrently (their model calls are batched)."),
     max_steps: int = typer.Option(50, min=1, help="Step limit per episode."),
@@ -38,6 +39,14 @@ def collect(
     mistake_rate: float = typer.Option(0.0, min=0.0, max=0.99, help="The expert takes a wrong admissible action "
                                        "with this probability per step, then recovers: data with mistakes and "
                                        "recoveries (the mistakes are shown to students, never trained on)."),
+    dagger: str = typer.Option(None, help="DAgger: this student (a directory, as for eval) plays, the teacher "
+                               "labels every state it reaches and takes over at a share --beta of their "
+                               "disagreements; the student's other mistakes are kept in the episode, marked, and "
+                               "never trained on."),
+    dagger_config: str = typer.Option("greedy+constrained+noloop", help="How the --dagger student plays: greedy "
+                                      "or sc@K, with +constrained and/or +noloop (as in eval)."),
+    beta: float = typer.Option(0.5, min=0.0, max=1.0, help="With --dagger: the share of disagreements where the "
+                               "teacher's action is taken (and learnt) rather than the student's."),
     embedder: str = typer.Option(None, help="Embedder of a new store: static or minilm (default: an existing "
                                  "store's own, else agentkd's default). A store never mixes embedders."),
     embed_device: str = typer.Option("cpu", help="Torch device of the MiniLM embedder (cuda with a GPU)."),
@@ -62,9 +71,15 @@ def collect(
     try:
         with _notes():
             tasks = load_tasks(env, split)
+        if task_types:
+            tasks = _of_types(tasks, task_types)
         plan = plan_episodes(tasks, episodes, parse_shard(shard))
         policy = resolve_teacher(teacher, env, first_thought=first_thought, temperature=temperature, prices=prices,
                                  mistake_rate=mistake_rate, max_new_tokens=max_new_tokens)
+        if dagger:
+            if mistake_rate:
+                raise ConfigError("--mistake-rate and --dagger: the student makes the mistakes under DAgger")
+            policy = _dagger(dagger, dagger_config, policy, env, beta)
         experience = ExperienceStore(store, embedding_function=embedder, embed_device=embed_device)
     except (AgentKDError, OSError) as exc:  # StoreError, ConfigError, ...; OSError: a path that cannot be used
         _fail(str(exc))
@@ -109,3 +124,28 @@ def collect(
         + (f"; {len(summary.failures)} episodes failed (run the command again to replay them)"
            if summary.failures else "")
     )
+
+
+def _of_types(tasks: list, task_types: str) -> list:
+    wanted = {t.strip() for t in task_types.split(",") if t.strip()}
+    kept = [t for t in tasks if t.task_type in wanted]
+    if not kept:
+        known = sorted({t.task_type for t in tasks})
+        raise ConfigError(f"--task-types {task_types}: the split has no such tasks; its types are {', '.join(known)}")
+    return kept
+
+
+def _dagger(student: str, config_name: str, teacher, env: str, beta: float):
+    """The --dagger student, playing as ``config_name`` says, labelled by ``teacher``."""
+    from agentkd.envs import get_spec
+    from agentkd.eval.run import parse_configs
+    from agentkd.replay.dagger import DaggerPolicy
+    from agentkd.replay.policy import StudentPolicy
+
+    (config,) = parse_configs([config_name])
+    if config.teacher or config.icd or config.principles or config.cascade is not None:
+        raise ConfigError(f"--dagger-config {config_name}: a DAgger student plays greedy or sc@K, optionally "
+                          "+constrained and +noloop (the teacher already labels every step)")
+    played = StudentPolicy(student, samples=config.samples, max_new_tokens=get_spec(env).max_new_tokens,
+                           constrained=config.constrained, noloop=config.noloop)
+    return DaggerPolicy(played, teacher, beta=beta)

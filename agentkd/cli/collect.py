@@ -127,6 +127,7 @@ def collect(
 
 
 def _of_types(tasks: list, task_types: str) -> list:
+    """The tasks of the comma-separated ``task_types``; none at all is a ConfigError naming the split's types."""
     wanted = {t.strip() for t in task_types.split(",") if t.strip()}
     kept = [t for t in tasks if t.task_type in wanted]
     if not kept:

@@ -17,6 +17,7 @@ or in-context demonstrations (:func:`agentkd.distill.datasets.is_mistake`).
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 from typing import Any
 
 from agentkd.errors import ConfigError
@@ -58,18 +59,12 @@ class DaggerPolicy:
                      "latency_s": student.latency_s + teacher.latency_s}
             agreed = bool(said) and action_key(said) == action_key(teacher.action)
             if teacher.valid and (agreed or self._teacher_takes(inp)):
-                teacher.info = {**teacher.info, "student_action": said, **({} if agreed else {"corrected": True})}
-                teacher.candidates = teacher.candidates or student.candidates
-                decisions.append(_with(teacher, costs))
+                info = {**teacher.info, "student_action": said, **({} if agreed else {"corrected": True})}
+                decisions.append(replace(teacher, info=info, candidates=teacher.candidates or student.candidates,
+                                         **costs))
             else:
                 # Not learnt: a mistake, or a state the teacher could not label (then no expert_action).
-                student.info = {**student.info, MISTAKE: True, "student_action": said,
-                                **({"expert_action": teacher.action} if teacher.valid else {})}
-                decisions.append(_with(student, costs))
+                info = {**student.info, MISTAKE: True, "student_action": said,
+                        **({"expert_action": teacher.action} if teacher.valid else {})}
+                decisions.append(replace(student, info=info, **costs))
         return decisions
-
-
-def _with(decision: Decision, costs: dict[str, Any]) -> Decision:
-    for name, value in costs.items():
-        setattr(decision, name, value)
-    return decision

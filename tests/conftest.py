@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
+
+# The suite loads many models in one process and starts CLI runs beside it: none of that is a user's
+# second job on the CPU (tests/test_cpu_jobs.py turns the check back on where it is under test).
+os.environ["AGENTKD_CPU_JOBS"] = "0"
 
 
 def household_texts(n_tasks: int = 12) -> list[str]:

@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import typer
 
-from agentkd.cli.common import DEFAULT_STORE, _fail, _open_store, app
+from agentkd.cli.common import DEFAULT_STORE, _fail, _notes, _open_store, app
 from agentkd.cli.options import config_options
 from agentkd.errors import AgentKDError
 from agentkd.models.student import STUDENT_HELP
@@ -55,7 +55,8 @@ def _run_stage(stage: str, run: Callable[[], TrainingSummary]) -> None:
     from agentkd.train.distributed import MainProcessFailed, is_main_process
 
     try:
-        summary = run()
+        with _notes():
+            summary = run()
     except MainProcessFailed:  # under a launcher: the main process prints the reason once
         raise typer.Exit(code=2) from None
     except AgentKDError as exc:  # StoreError, EmptyDatasetError, StudentNotFound, TrainConfigError, ...

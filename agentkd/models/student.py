@@ -134,9 +134,11 @@ def load_student(
     A hub name is looked up in the local Hugging Face cache only, unless ``allow_download``.
     ``smollm2-135m`` and ``gguf:PATH`` load the cached conversion (made on first use).
     """
+    import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from agentkd.models.chat_template import ensure_generation_template
+    from agentkd.models.cpu_jobs import register_cpu_job
     from agentkd.models.packaged import PackagedModelError, is_packaged_spec, materialize
 
     device, dtype = default_device_dtype(device, dtype)
@@ -165,6 +167,8 @@ def load_student(
             f"model {source!r} was not found locally (not a directory with a saved model, and not in the "
             f"Hugging Face cache): give the path of a saved model, or 'tiny' to build one{hint}"
         ) from exc
+    if device.type == "cpu" and not torch.cuda.is_available():  # trainers move a CPU-loaded model to a GPU
+        register_cpu_job()
     return model.to(device), tokenizer
 
 

@@ -92,9 +92,25 @@ def test_collect_with_a_local_hf_model_as_teacher(tmp_path, model_dir):
                                       "--workers", "3"])
     assert result.exit_code == 0, result.output
     store = ExperienceStore(store_path, create=False)
-    trajectories = list(store.iterate(policy_kind="hf_model"))
+    trajectories = list(store.iterate(policy_kind="student"))
     assert len(trajectories) == 3 and all(t.num_steps == 2 for t in trajectories)
     assert all(s.raw_output and s.completion_tokens > 0 for t in trajectories for s in t.steps)
+    # It plays on the replay engine, as a student does in eval (the policy kind says so).
+    assert {t.policy.name for t in trajectories} == {str(model_dir)}
+    assert all(t.policy.params["samples"] == 1 for t in trajectories)
+
+
+def test_a_local_teacher_samples_at_a_temperature_and_refuses_expert_and_chat_options(tmp_path, model_dir):
+    store_path = tmp_path / "store"
+    run = ["collect", "--split", "valid_unseen", "--teacher", str(model_dir), "--episodes", "2", "--max-steps", "2",
+           "--store", str(store_path)]
+    result = CliRunner().invoke(app, [*run, "--temperature", "0.9"])
+    assert result.exit_code == 0, result.output
+    trajectories = list(ExperienceStore(store_path, create=False).iterate(policy_kind="student"))
+    assert len(trajectories) == 2 and all(t.policy.params["temperature"] == 0.9 for t in trajectories)
+    for bad, said in ((["--first-thought"], "--first-thought"), (["--mistake-rate", "0.1"], "expert teacher")):
+        result = CliRunner().invoke(app, [*run, *bad])
+        assert result.exit_code == 2 and said in result.output, result.output
 
 
 def test_unknown_teacher_model_offline_is_a_clear_error(tmp_path):

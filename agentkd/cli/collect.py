@@ -62,7 +62,7 @@ def collect(
         TimeRemainingColumn,
     )
 
-    from agentkd.collection import collect_async, parse_shard, plan_episodes, resolve_teacher
+    from agentkd.collection import collect_async, parse_shard, plan_episodes
     from agentkd.envs import load_tasks
     from agentkd.splits import split_name
     from agentkd.store import ExperienceStore
@@ -74,8 +74,8 @@ def collect(
         if task_types:
             tasks = _of_types(tasks, task_types)
         plan = plan_episodes(tasks, episodes, parse_shard(shard))
-        policy = resolve_teacher(teacher, env, first_thought=first_thought, temperature=temperature, prices=prices,
-                                 mistake_rate=mistake_rate, max_new_tokens=max_new_tokens)
+        policy = _teacher(teacher, env, first_thought=first_thought, temperature=temperature, prices=prices,
+                          mistake_rate=mistake_rate, max_new_tokens=max_new_tokens)
         if dagger:
             if mistake_rate:
                 raise ConfigError("--mistake-rate and --dagger: the student makes the mistakes under DAgger")
@@ -134,6 +134,19 @@ def _of_types(tasks: list, task_types: str) -> list:
         known = sorted({t.task_type for t in tasks})
         raise ConfigError(f"--task-types {task_types}: the split has no such tasks; its types are {', '.join(known)}")
     return kept
+
+
+def _teacher(spec: str, env: str, **options):
+    """The teacher ``spec`` names (:func:`agentkd.collection.resolve_teacher`), except that a local model plays on
+    the replay engine, as eval's students do: with a prefix cache per episode each step prefills only its new
+    tokens, where a plain ``generate`` re-reads every episode's whole conversation at every step."""
+    from agentkd.collection import chat_spec, resolve_teacher
+
+    if spec == "expert" or chat_spec(spec) or options["first_thought"] or options["mistake_rate"]:
+        return resolve_teacher(spec, env, **options)  # the last two: a clear error for a local model
+    from agentkd.replay.policy import StudentPolicy
+
+    return StudentPolicy(spec, temperature=options["temperature"], max_new_tokens=options["max_new_tokens"])
 
 
 def _dagger(student: str, config_name: str, teacher, env: str, beta: float):

@@ -153,3 +153,41 @@ def test_no_negatives_says_how_to_collect_them(model_dir, tmp_path):
     collect(ExpertPolicy(), "household", "valid_unseen", 4, store)
     with pytest.raises(EmptyDatasetError, match="agentkd collect --teacher"):
         train_redi(store, model_dir, tmp_path / "out", RediRunConfig(split="valid_unseen"))
+
+
+def test_the_head_runs_at_the_continuation_only_and_a_wrapped_model_gets_the_same_logps(model_dir):
+    """A plain model scores only the masked positions; a wrapper (PEFT, DDP) takes the full-logits path."""
+    from transformers import AutoModelForCausalLM
+
+    from agentkd.train.compact_head import labelled_logps
+
+    class Wrapped(torch.nn.Module):  # what DDP or PEFT hand the trainer: not a PreTrainedModel
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, **kwargs):
+            return self.inner(**kwargs)
+
+    torch.manual_seed(0)
+    ids = torch.randint(4, 500, (3, 30))
+    attention = torch.ones_like(ids)
+    attention[2, :6] = 0  # left padding
+    labelled = torch.zeros_like(ids)
+    labelled[:, 20:] = 1
+    labelled[1, 27:] = 0
+    results = []
+    for wrap in (False, True):
+        model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+        head_inputs = []
+        head = model.get_output_embeddings()
+        head.register_forward_hook(lambda m, args, out, seen=head_inputs: seen.append(args[0].shape))
+        logps = labelled_logps(Wrapped(model) if wrap else model, ids, attention, labelled)
+        logps.sum().backward()
+        results.append((logps.detach(), model.get_output_embeddings().weight.grad.clone(), head_inputs))
+    (compact, compact_grad, compact_head), (full, full_grad, full_head) = results
+    assert compact_head == [torch.Size([10 + 7 + 10, compact_grad.shape[1]])]  # labelled positions only
+    assert full_head[0][:2] == torch.Size([3, 30])  # every position
+    assert (compact[labelled[:, 1:] == 0] == 0).all() and (compact[labelled[:, 1:] == 1] < 0).all()
+    torch.testing.assert_close(compact, full, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(compact_grad, full_grad, rtol=1e-4, atol=1e-6)

@@ -7,6 +7,10 @@ about a third of the positions carry a label. Profiled on 2 CPU cores with SmolL
 took ~45% of a training step. :func:`compact_lm_head` re-patches the model so that, with
 ``fused_lm_head=True``, only labelled positions go through the head (the same outputs, the same
 loss); the original forward serves everything else. GPUs keep TRL's kernel, which is compact there.
+
+:func:`labelled_logps` is the same idea for losses agentkd computes itself (REDI): the log-probability
+of each labelled token, through the head at those positions only, so a batch never holds
+``positions x vocabulary`` float32 logits (for REDI's 8 sequences of up to 2,048 tokens, 3.2 GB a copy).
 """
 
 from __future__ import annotations
@@ -14,7 +18,40 @@ from __future__ import annotations
 import types
 from typing import Any
 
-__all__ = ["compact_lm_head"]
+__all__ = ["compact_lm_head", "labelled_logps"]
+
+
+def _scaled(model: Any) -> bool:
+    """Whether the head's logits are scaled or soft-capped (or come with MoE losses): then only the model's own
+    forward computes them right."""
+    text = model.config.get_text_config()
+    return any(getattr(text, name, None) not in (None, 1.0) for name in (
+        "final_logit_softcapping", "logit_scale", "output_multiplier", "lm_head_multiplier", "logits_scaling",
+    )) or bool(getattr(text, "output_router_logits", False))
+
+
+def labelled_logps(model: Any, input_ids: Any, attention_mask: Any, labelled: Any) -> Any:
+    """``log π(token t+1 | tokens ≤ t)`` at every position where ``labelled`` (batch, length) is set for token t+1,
+    as a (batch, length - 1) tensor, zero elsewhere.
+
+    A plain transformers model runs its body once and its head at the labelled positions only; anything else
+    (a PEFT or DDP wrapper, scaled logits) goes through its own forward and the full logits.
+    """
+    import torch
+    from transformers import PreTrainedModel
+
+    targets = input_ids[:, 1:]
+    mask = labelled[:, 1:].bool()
+    prefix = getattr(model, "base_model_prefix", "model")
+    if isinstance(model, PreTrainedModel) and hasattr(model, prefix) and not _scaled(model):
+        hidden = getattr(model, prefix)(input_ids=input_ids, attention_mask=attention_mask,
+                                        use_cache=False).last_hidden_state[:, :-1]
+        logits = model.get_output_embeddings()(hidden[mask]).float()  # (labelled tokens, vocab)
+        picked = logits.gather(1, targets[mask].unsqueeze(1)).squeeze(1) - torch.logsumexp(logits, dim=-1)
+        return picked.new_zeros(mask.shape).masked_scatter(mask, picked)
+    logits = model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).logits[:, :-1].float()
+    picked = logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(logits, dim=-1)
+    return picked * mask
 
 
 def compact_lm_head(model: Any) -> bool:
@@ -25,10 +62,7 @@ def compact_lm_head(model: Any) -> bool:
 
     fused_forward = model.forward
     prefix = getattr(model, "base_model_prefix", "model")
-    text = model.config.get_text_config()
-    scaled = any(getattr(text, name, None) not in (None, 1.0) for name in (
-        "final_logit_softcapping", "logit_scale", "output_multiplier", "lm_head_multiplier", "logits_scaling"))
-    if not hasattr(model, prefix) or scaled or getattr(text, "output_router_logits", False):
+    if not hasattr(model, prefix) or _scaled(model):
         return False  # scaled or soft-capped logits, MoE auxiliary losses: TRL's head handles them
 
     def forward(self: Any, *args: Any, fused_lm_head: bool = False, labels: Any = None, shift_labels: Any = None,

@@ -49,6 +49,7 @@ from agentkd.train.common import (
     tokens_trained,
     trl_config,
 )
+from agentkd.train.compact_head import labelled_logps
 from agentkd.train.config import RediRunConfig
 from agentkd.train.distributed import shared_start
 from agentkd.train.summary import TrainingSummary
@@ -160,13 +161,10 @@ class RediTrainer(Trainer):
 
     def compute_loss(self, model: Any, inputs: dict[str, Any], return_outputs: bool = False,
                      num_items_in_batch: Any = None) -> Any:
-        import torch
 
-        logits = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"],
-                       use_cache=False).logits[:, :-1].float()
-        targets = inputs["input_ids"][:, 1:]  # position t predicts token t + 1
-        mask = inputs["loss_mask"][:, 1:].to(logits.dtype)
-        token_logps = logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(logits, dim=-1)
+        # the head at the continuation's tokens only (position t predicts token t + 1)
+        token_logps = labelled_logps(model, inputs["input_ids"], inputs["attention_mask"], inputs["loss_mask"])
+        mask = inputs["loss_mask"][:, 1:].to(token_logps.dtype)
         mean_logps = (token_logps * mask).sum(-1) / mask.sum(-1).clamp(min=1.0)  # log π(y|x) / |y|
         chosen, rejected = mean_logps.chunk(2)
         loss = (-chosen + self.alpha * rejected).mean()

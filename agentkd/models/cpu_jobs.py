@@ -86,10 +86,6 @@ def other_cpu_jobs() -> list[CpuJob]:
     return jobs
 
 
-def _unregister(path: Path) -> None:
-    path.unlink(missing_ok=True)
-
-
 def register_cpu_job() -> list[CpuJob]:
     """Register this process as running a model on the CPU (once) and warn about the others.
 
@@ -112,7 +108,7 @@ def register_cpu_job() -> list[CpuJob]:
     except OSError:
         return []
     _registered = path
-    atexit.register(_unregister, path)
+    atexit.register(path.unlink, missing_ok=True)
     others = other_cpu_jobs()
     if others:
         named = "; ".join(f"pid {job.pid}: {job.command[:120]}" for job in others)

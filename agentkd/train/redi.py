@@ -161,7 +161,6 @@ class RediTrainer(Trainer):
 
     def compute_loss(self, model: Any, inputs: dict[str, Any], return_outputs: bool = False,
                      num_items_in_batch: Any = None) -> Any:
-
         # the head at the continuation's tokens only (position t predicts token t + 1)
         token_logps = labelled_logps(model, inputs["input_ids"], inputs["attention_mask"], inputs["loss_mask"])
         mask = inputs["loss_mask"][:, 1:].to(token_logps.dtype)

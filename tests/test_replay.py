@@ -224,12 +224,14 @@ def test_the_eval_command_writes_the_report(model_dir, tmp_path):
 
 
 def test_samples_against_one_shared_prompt_cache_equal_samples_against_repeated_copies(model_dir, conversations):
+    import torch
+
     from agentkd.policies.hf import render_chat
     from agentkd.replay.engine import GenerationRequest, ReplayEngine
 
     runs = []
-    for shared in (True, False):
-        engine = ReplayEngine(str(model_dir), seed=11, shared_attention=shared)
+    for shared in (True, False):  # float32: exact equality (bf16 is covered above, to a tolerance)
+        engine = ReplayEngine(str(model_dir), seed=11, shared_attention=shared, dtype=torch.float32)
         assert engine.shared_attention is shared
         prompts = [engine.encode(render_chat(engine.tokenizer, c[:4])) for c in conversations]
         first = engine.generate([GenerationRequest(key=i, prompt_ids=p, n=3, temperature=0.8, max_new_tokens=16)
@@ -240,6 +242,57 @@ def test_samples_against_one_shared_prompt_cache_equal_samples_against_repeated_
         runs.append([(s.token_ids, s.logprob) for samples in first + second for s in samples])
     assert [ids for ids, _ in runs[0]] == [ids for ids, _ in runs[1]]
     assert [lp for _, lp in runs[0]] == pytest.approx([lp for _, lp in runs[1]], abs=1e-3)
+
+
+@pytest.mark.parametrize("path", ["cpu_kernel", "matmul"])
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_shared_prefix_attention_equals_attention_over_the_whole_cache_in_the_model_dtype(path, dtype):
+    """Both merges (the CPU's fused kernel, the GPUs' matmuls) give SDPA over prompt + reply, in the
+    model's dtype: bf16 (CUDA, AMX CPUs) once crashed the next projection with a float32 output."""
+    import torch
+
+    from agentkd.replay import shared_prefix as sp
+
+    torch.manual_seed(0)
+    dt = getattr(torch, dtype)
+    episodes, k, kv_heads, groups, dim, prefix_len, reply_len = 3, 4, 2, 3, 16, 20, 5
+    rows, heads = episodes * k, kv_heads * groups
+    prefix_keys = torch.randn(episodes, kv_heads, prefix_len, dim, dtype=dt)
+    prefix_values = torch.randn(episodes, kv_heads, prefix_len, dim, dtype=dt)
+    prefix_mask = torch.ones(episodes, prefix_len, dtype=torch.bool)
+    prefix_mask[0, :6] = False  # left padding of a shorter prompt
+    reply_mask = torch.ones(rows, reply_len, dtype=torch.bool)
+    reply_mask[1, -2:] = False  # a sample that stopped early
+    query = torch.randn(rows, heads, 1, dim, dtype=dt)
+    key = torch.randn(rows, kv_heads, reply_len, dim, dtype=dt)
+    value = torch.randn(rows, kv_heads, reply_len, dim, dtype=dt)
+    context = sp.SharedPrefix(layers=[(prefix_keys, prefix_values)], prefix_mask=prefix_mask, samples=k,
+                              reply_mask=reply_mask)
+    merge = sp._attention_cpu if path == "cpu_kernel" else sp._attention_matmul
+    out = merge(query, key, value, prefix_keys, prefix_values, context, dim ** -0.5).to(dt)
+
+    # Reference: each row's own copy of its prompt, then its reply, in float32 SDPA.
+    episode = torch.arange(rows) // k
+    keys = torch.cat([prefix_keys[episode], key], dim=2).float().repeat_interleave(groups, dim=1)
+    values = torch.cat([prefix_values[episode], value], dim=2).float().repeat_interleave(groups, dim=1)
+    mask = torch.cat([prefix_mask[episode], reply_mask], dim=1)[:, None, None, :]
+    expected = torch.nn.functional.scaled_dot_product_attention(query.float(), keys, values, attn_mask=mask)
+    assert out.dtype == dt and out.shape == (rows, heads, 1, dim)
+    tolerance = 1e-4 if dtype == "float32" else 3e-2
+    torch.testing.assert_close(out.float(), expected, atol=tolerance, rtol=tolerance)
+
+
+def test_self_consistency_samples_in_bfloat16(model_dir):
+    """sc@k decodes through the shared-prefix attention; in bf16 (the default on CUDA and AMX CPUs) too."""
+    import torch
+
+    from agentkd.replay.engine import GenerationRequest, ReplayEngine
+
+    engine = ReplayEngine(str(model_dir), dtype=torch.bfloat16, seed=3)
+    assert engine.shared_attention
+    prompt = engine.encode("You are in the middle of a room. Your task is to: put a mug in a cabinet.")
+    samples = engine.generate([GenerationRequest(key=0, prompt_ids=prompt, n=4, temperature=0.8, max_new_tokens=8)])
+    assert len(samples[0]) == 4 and all(s.token_ids and s.logprob < 0 for s in samples[0])
 
 
 @pytest.mark.slow

@@ -25,6 +25,8 @@ from typing import Any
 __all__ = ["ATTENTION_NAME", "SharedPrefix", "install", "shared_prefix"]
 
 ATTENTION_NAME = "agentkd_shared_prefix"
+#: Masked scores (finite: a row with nothing to see gets weight 0 in the merge, never NaN).
+_NEG = -3.0e38
 _ACTIVE: contextvars.ContextVar[SharedPrefix | None] = contextvars.ContextVar("agentkd_shared_prefix", default=None)
 
 
@@ -50,52 +52,77 @@ def shared_prefix(context: SharedPrefix):
 
 def _attention(module: Any, query: Any, key: Any, value: Any, attention_mask: Any, scaling: float | None = None,
                dropout: float = 0.0, **kwargs: Any) -> tuple[Any, None]:
-    import torch
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
     context = _ACTIVE.get()
     if context is None or query.shape[2] != 1:  # not decoding samples: plain SDPA
         return sdpa_attention_forward(module, query, key, value, attention_mask, scaling=scaling, dropout=dropout,
                                       **kwargs)
-    rows, heads, _, dim = query.shape
     prefix_keys, prefix_values = context.layers[module.layer_idx]
-    episodes, kv_heads, prefix_len, _ = prefix_keys.shape
-    k, groups = context.samples, heads // kv_heads
-    scale = scaling if scaling is not None else dim ** -0.5
-    neg = torch.finfo(query.dtype).min
+    scale = scaling if scaling is not None else query.shape[-1] ** -0.5
+    merge = _attention_cpu if query.device.type == "cpu" else _attention_matmul
+    out = merge(query, key, value, prefix_keys, prefix_values, context, scale)
+    # The parts merge in float32 (a bf16 softmax over thousands of prompt tokens loses precision); the
+    # output goes back to the model's dtype, which its next projection expects.
+    return out.to(query.dtype).transpose(1, 2).contiguous(), None  # (rows, 1, heads, dim), as transformers expects
 
-    # Prompt part: (episodes, kv_heads, groups * k, dim) queries against one copy of each prompt.
-    q = query.view(episodes, k, kv_heads, groups, dim).permute(0, 2, 3, 1, 4).reshape(episodes, kv_heads, groups * k,
-                                                                                      dim)
-    if query.device.type == "cpu":
-        return _attention_cpu(query, key, value, q, prefix_keys, prefix_values, context, scale, neg)
-    prefix_scores = torch.matmul(q, prefix_keys.transpose(-1, -2)) * scale
-    prefix_scores = prefix_scores.masked_fill(~context.prefix_mask[:, None, None, :], neg)
 
-    # Reply part: each row against its own generated tokens (GQA heads expanded; replies are short).
+def _prompt_queries(query: Any, prefix_keys: Any, samples: int) -> Any:
+    """(rows, heads, 1, dim) -> (episodes, kv_heads, groups * k, dim): each episode's k samples' queries
+    against one copy of its prompt."""
+    _, heads, _, dim = query.shape
+    episodes, kv_heads = prefix_keys.shape[:2]
+    groups = heads // kv_heads
+    return query.view(episodes, samples, kv_heads, groups, dim).permute(0, 2, 3, 1, 4).reshape(
+        episodes, kv_heads, groups * samples, dim)
+
+
+def _to_rows(x: Any, samples: int, rows: int, heads: int) -> Any:
+    """(episodes, kv_heads, groups * k, d) -> (rows, heads, 1, d): back to one row per sample."""
+    episodes, kv_heads, _, d = x.shape
+    return x.view(episodes, kv_heads, heads // kv_heads, samples, d).permute(0, 3, 1, 2, 4).reshape(rows, heads, 1, d)
+
+
+def _reply_part(query: Any, key: Any, value: Any, context: SharedPrefix, scale: float) -> tuple[Any, Any]:
+    """Each row against its own generated tokens (GQA heads expanded; replies are short), in float32:
+    the reply's output and log-normaliser."""
+    import torch
+
+    groups = query.shape[1] // key.shape[1]
     reply_keys = key.repeat_interleave(groups, dim=1)
     reply_values = value.repeat_interleave(groups, dim=1)
-    reply_scores = torch.matmul(query, reply_keys.transpose(-1, -2)) * scale  # (rows, heads, 1, reply_len)
-    reply_scores = reply_scores.masked_fill(~context.reply_mask[:, None, None, :], neg)
-
-    # One softmax over both parts: shared max, summed normalisers.
-    prefix_rows = prefix_scores.view(episodes, kv_heads, groups, k, prefix_len).permute(0, 3, 1, 2, 4)
-    prefix_rows = prefix_rows.reshape(rows, heads, 1, prefix_len)
-    top = torch.maximum(prefix_rows.amax(-1, keepdim=True), reply_scores.amax(-1, keepdim=True))
-    prefix_weights = torch.exp(prefix_scores - top.view(episodes, k, kv_heads, groups, 1).permute(0, 2, 3, 1, 4)
-                               .reshape(episodes, kv_heads, groups * k, 1))
-    reply_weights = torch.exp(reply_scores - top)
-    total = (prefix_weights.view(episodes, kv_heads, groups, k, prefix_len).sum(-1).permute(0, 3, 1, 2)
-             .reshape(rows, heads, 1, 1) + reply_weights.sum(-1, keepdim=True))
-    prefix_out = torch.matmul(prefix_weights, prefix_values)  # (episodes, kv_heads, groups * k, dim)
-    prefix_out = prefix_out.view(episodes, kv_heads, groups, k, dim).permute(0, 3, 1, 2, 4).reshape(rows, heads, 1,
-                                                                                                   dim)
-    out = (prefix_out + torch.matmul(reply_weights, reply_values)) / total
-    return out.transpose(1, 2).contiguous(), None  # (rows, 1, heads, dim), as transformers expects
+    scores = torch.matmul(query, reply_keys.transpose(-1, -2)).float() * scale  # (rows, heads, 1, reply_len)
+    scores = scores.masked_fill(~context.reply_mask[:, None, None, :], _NEG)
+    lse = torch.logsumexp(scores, dim=-1, keepdim=True)
+    out = torch.matmul(torch.softmax(scores, dim=-1).to(reply_values.dtype), reply_values).float()
+    return out, lse
 
 
-def _attention_cpu(query: Any, key: Any, value: Any, q: Any, prefix_keys: Any, prefix_values: Any,
-                   context: SharedPrefix, scale: float, neg: float) -> tuple[Any, None]:
+def _merge(prefix_out: Any, prefix_lse: Any, reply_out: Any, reply_lse: Any) -> Any:
+    """One softmax over both parts, from each part's output and log-sum-exp (float32)."""
+    import torch
+
+    total = torch.logaddexp(prefix_lse, reply_lse)
+    return prefix_out * torch.exp(prefix_lse - total) + reply_out * torch.exp(reply_lse - total)
+
+
+def _attention_matmul(query: Any, key: Any, value: Any, prefix_keys: Any, prefix_values: Any,
+                      context: SharedPrefix, scale: float) -> Any:
+    """The prompt part as two matmuls with a float32 softmax (GPUs); returns float32 (rows, heads, 1, dim)."""
+    import torch
+
+    rows, heads = query.shape[:2]
+    q = _prompt_queries(query, prefix_keys, context.samples)
+    scores = torch.matmul(q, prefix_keys.transpose(-1, -2)).float() * scale
+    scores = scores.masked_fill(~context.prefix_mask[:, None, None, :], _NEG)
+    lse = torch.logsumexp(scores, dim=-1, keepdim=True)
+    prefix_out = torch.matmul(torch.softmax(scores, dim=-1).to(prefix_values.dtype), prefix_values).float()
+    return _merge(_to_rows(prefix_out, context.samples, rows, heads), _to_rows(lse, context.samples, rows, heads),
+                  *_reply_part(query, key, value, context, scale))
+
+
+def _attention_cpu(query: Any, key: Any, value: Any, prefix_keys: Any, prefix_values: Any,
+                   context: SharedPrefix, scale: float) -> Any:
     """The same attention with the prompt part in PyTorch's fused CPU kernel, which returns its log-normaliser.
 
     The prompt part is the cost (every sample's queries against thousands of prompt tokens, per layer and
@@ -104,29 +131,16 @@ def _attention_cpu(query: Any, key: Any, value: Any, q: Any, prefix_keys: Any, p
     """
     import torch
 
-    rows, heads, _, dim = query.shape
-    episodes, kv_heads, _, _ = prefix_keys.shape
-    k, groups = context.samples, heads // kv_heads
+    rows, heads = query.shape[:2]
+    q = _prompt_queries(query, prefix_keys, context.samples)
     if context.prefix_bias is None:  # once per decode call, not per layer
         bias = torch.zeros(context.prefix_mask.shape, dtype=query.dtype, device=query.device)
         context.prefix_bias = bias.masked_fill(~context.prefix_mask, float("-inf"))[:, None, None, :]
     prefix_out, prefix_lse = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(
         q, prefix_keys, prefix_values, attn_mask=context.prefix_bias, scale=scale)[:2]
-    # Back to rows: (episodes, kv_heads, groups * k, ...) -> (rows, heads, 1, ...)
-    prefix_out = prefix_out.view(episodes, kv_heads, groups, k, dim).permute(0, 3, 1, 2, 4).reshape(rows, heads, 1,
-                                                                                                   dim)
-    prefix_lse = prefix_lse.view(episodes, kv_heads, groups, k).permute(0, 3, 1, 2).reshape(rows, heads, 1, 1)
-
-    reply_keys = key.repeat_interleave(groups, dim=1)
-    reply_values = value.repeat_interleave(groups, dim=1)
-    reply_scores = torch.matmul(query, reply_keys.transpose(-1, -2)) * scale  # (rows, heads, 1, reply_len)
-    reply_scores = reply_scores.masked_fill(~context.reply_mask[:, None, None, :], neg)
-    reply_lse = torch.logsumexp(reply_scores, dim=-1, keepdim=True)
-    reply_out = torch.matmul(torch.softmax(reply_scores, dim=-1), reply_values)
-
-    total = torch.logaddexp(prefix_lse, reply_lse)
-    out = prefix_out * torch.exp(prefix_lse - total) + reply_out * torch.exp(reply_lse - total)
-    return out.transpose(1, 2).contiguous(), None
+    return _merge(_to_rows(prefix_out.float(), context.samples, rows, heads),
+                  _to_rows(prefix_lse.float().unsqueeze(-1), context.samples, rows, heads),
+                  *_reply_part(query, key, value, context, scale))
 
 
 def install(model: Any) -> bool:

@@ -268,8 +268,7 @@ def test_shared_prefix_attention_equals_attention_over_the_whole_cache_in_the_mo
     value = torch.randn(rows, kv_heads, reply_len, dim, dtype=dt)
     context = sp.SharedPrefix(layers=[(prefix_keys, prefix_values)], prefix_mask=prefix_mask, samples=k,
                               reply_mask=reply_mask)
-    merge = sp._attention_cpu if path == "cpu_kernel" else sp._attention_matmul
-    out = merge(query, key, value, prefix_keys, prefix_values, context, dim ** -0.5).to(dt)
+    out = sp._decode_attention(query, key, value, context, 0, dim ** -0.5, fused_cpu=path == "cpu_kernel").to(dt)
 
     # Reference: each row's own copy of its prompt, then its reply, in float32 SDPA.
     episode = torch.arange(rows) // k

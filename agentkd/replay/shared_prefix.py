@@ -58,89 +58,72 @@ def _attention(module: Any, query: Any, key: Any, value: Any, attention_mask: An
     if context is None or query.shape[2] != 1:  # not decoding samples: plain SDPA
         return sdpa_attention_forward(module, query, key, value, attention_mask, scaling=scaling, dropout=dropout,
                                       **kwargs)
-    prefix_keys, prefix_values = context.layers[module.layer_idx]
     scale = scaling if scaling is not None else query.shape[-1] ** -0.5
-    merge = _attention_cpu if query.device.type == "cpu" else _attention_matmul
-    out = merge(query, key, value, prefix_keys, prefix_values, context, scale)
-    # The parts merge in float32 (a bf16 softmax over thousands of prompt tokens loses precision); the
-    # output goes back to the model's dtype, which its next projection expects.
+    out = _decode_attention(query, key, value, context, module.layer_idx, scale)
     return out.to(query.dtype).transpose(1, 2).contiguous(), None  # (rows, 1, heads, dim), as transformers expects
 
 
-def _prompt_queries(query: Any, prefix_keys: Any, samples: int) -> Any:
-    """(rows, heads, 1, dim) -> (episodes, kv_heads, groups * k, dim): each episode's k samples' queries
-    against one copy of its prompt."""
-    _, heads, _, dim = query.shape
-    episodes, kv_heads = prefix_keys.shape[:2]
-    groups = heads // kv_heads
-    return query.view(episodes, samples, kv_heads, groups, dim).permute(0, 2, 3, 1, 4).reshape(
-        episodes, kv_heads, groups * samples, dim)
+def _decode_attention(query: Any, key: Any, value: Any, context: SharedPrefix, layer: int, scale: float, *,
+                      fused_cpu: bool | None = None) -> Any:
+    """Attention over the shared prompt, then each row's reply, as one softmax: float32 (rows, heads, 1, dim).
 
-
-def _to_rows(x: Any, samples: int, rows: int, heads: int) -> Any:
-    """(episodes, kv_heads, groups * k, d) -> (rows, heads, 1, d): back to one row per sample."""
-    episodes, kv_heads, _, d = x.shape
-    return x.view(episodes, kv_heads, heads // kv_heads, samples, d).permute(0, 3, 1, 2, 4).reshape(rows, heads, 1, d)
-
-
-def _reply_part(query: Any, key: Any, value: Any, context: SharedPrefix, scale: float) -> tuple[Any, Any]:
-    """Each row against its own generated tokens (GQA heads expanded; replies are short), in float32:
-    the reply's output and log-normaliser."""
+    The parts merge through their log-sum-exps in float32 (a bf16 softmax over thousands of prompt tokens
+    loses precision); the caller casts back to the model's dtype, which its next projection expects.
+    ``fused_cpu`` (default: on CPU tensors) takes the prompt part through PyTorch's fused CPU kernel.
+    """
     import torch
 
-    groups = query.shape[1] // key.shape[1]
+    prefix_keys, prefix_values = context.layers[layer]
+    episodes, kv_heads = prefix_keys.shape[:2]
+    rows, heads, _, dim = query.shape
+    k, groups = context.samples, heads // kv_heads
+    # Each episode's k samples' queries against one copy of its prompt: (episodes, kv_heads, groups * k, dim).
+    q = query.view(episodes, k, kv_heads, groups, dim).permute(0, 2, 3, 1, 4).reshape(episodes, kv_heads, groups * k,
+                                                                                      dim)
+    prefix = _prefix_fused_cpu if (query.device.type == "cpu" if fused_cpu is None else fused_cpu) else _prefix_matmul
+    prefix_out, prefix_lse = prefix(q, prefix_keys, prefix_values, context, scale)
+
+    def to_rows(x: Any) -> Any:  # (episodes, kv_heads, groups * k, d) -> (rows, heads, 1, d)
+        return x.view(episodes, kv_heads, groups, k, -1).permute(0, 3, 1, 2, 4).reshape(rows, heads, 1, -1)
+
+    # Reply part: each row against its own generated tokens (GQA heads expanded; replies are short).
     reply_keys = key.repeat_interleave(groups, dim=1)
     reply_values = value.repeat_interleave(groups, dim=1)
     scores = torch.matmul(query, reply_keys.transpose(-1, -2)).float() * scale  # (rows, heads, 1, reply_len)
     scores = scores.masked_fill(~context.reply_mask[:, None, None, :], _NEG)
-    lse = torch.logsumexp(scores, dim=-1, keepdim=True)
-    out = torch.matmul(torch.softmax(scores, dim=-1).to(reply_values.dtype), reply_values).float()
-    return out, lse
+    reply_lse = torch.logsumexp(scores, dim=-1, keepdim=True)
+    reply_out = torch.matmul(torch.softmax(scores, dim=-1).to(reply_values.dtype), reply_values).float()
 
-
-def _merge(prefix_out: Any, prefix_lse: Any, reply_out: Any, reply_lse: Any) -> Any:
-    """One softmax over both parts, from each part's output and log-sum-exp (float32)."""
-    import torch
-
+    prefix_out, prefix_lse = to_rows(prefix_out.float()), to_rows(prefix_lse.float())
     total = torch.logaddexp(prefix_lse, reply_lse)
     return prefix_out * torch.exp(prefix_lse - total) + reply_out * torch.exp(reply_lse - total)
 
 
-def _attention_matmul(query: Any, key: Any, value: Any, prefix_keys: Any, prefix_values: Any,
-                      context: SharedPrefix, scale: float) -> Any:
-    """The prompt part as two matmuls with a float32 softmax (GPUs); returns float32 (rows, heads, 1, dim)."""
+def _prefix_matmul(q: Any, prefix_keys: Any, prefix_values: Any, context: SharedPrefix, scale: float) -> tuple:
+    """The prompt part as two matmuls with a float32 softmax (GPUs): its output and log-sum-exp."""
     import torch
 
-    rows, heads = query.shape[:2]
-    q = _prompt_queries(query, prefix_keys, context.samples)
     scores = torch.matmul(q, prefix_keys.transpose(-1, -2)).float() * scale
     scores = scores.masked_fill(~context.prefix_mask[:, None, None, :], _NEG)
     lse = torch.logsumexp(scores, dim=-1, keepdim=True)
-    prefix_out = torch.matmul(torch.softmax(scores, dim=-1).to(prefix_values.dtype), prefix_values).float()
-    return _merge(_to_rows(prefix_out, context.samples, rows, heads), _to_rows(lse, context.samples, rows, heads),
-                  *_reply_part(query, key, value, context, scale))
+    return torch.matmul(torch.softmax(scores, dim=-1).to(prefix_values.dtype), prefix_values), lse
 
 
-def _attention_cpu(query: Any, key: Any, value: Any, prefix_keys: Any, prefix_values: Any,
-                   context: SharedPrefix, scale: float) -> Any:
-    """The same attention with the prompt part in PyTorch's fused CPU kernel, which returns its log-normaliser.
+def _prefix_fused_cpu(q: Any, prefix_keys: Any, prefix_values: Any, context: SharedPrefix, scale: float) -> tuple:
+    """The prompt part in PyTorch's fused CPU kernel, which returns its log-normaliser.
 
     The prompt part is the cost (every sample's queries against thousands of prompt tokens, per layer and
     token); the fused kernel never materialises its scores and was 2.7x faster than the matmuls for 24
-    episodes of 8 samples over 4,000-token prompts. The parts merge through their log-sum-exps.
+    episodes of 8 samples over 4,000-token prompts.
     """
     import torch
 
-    rows, heads = query.shape[:2]
-    q = _prompt_queries(query, prefix_keys, context.samples)
     if context.prefix_bias is None:  # once per decode call, not per layer
-        bias = torch.zeros(context.prefix_mask.shape, dtype=query.dtype, device=query.device)
+        bias = torch.zeros(context.prefix_mask.shape, dtype=q.dtype, device=q.device)
         context.prefix_bias = bias.masked_fill(~context.prefix_mask, float("-inf"))[:, None, None, :]
-    prefix_out, prefix_lse = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(
+    out, lse = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(
         q, prefix_keys, prefix_values, attn_mask=context.prefix_bias, scale=scale)[:2]
-    return _merge(_to_rows(prefix_out.float(), context.samples, rows, heads),
-                  _to_rows(prefix_lse.float().unsqueeze(-1), context.samples, rows, heads),
-                  *_reply_part(query, key, value, context, scale))
+    return out, lse.unsqueeze(-1)
 
 
 def install(model: Any) -> bool:

@@ -301,7 +301,7 @@ def test_the_demo_runs_the_whole_pipeline(tmp_path):
     from agentkd.demo import DemoConfig, run_demo
 
     config = DemoConfig(workdir=str(tmp_path / "demo"), student="tiny", expert_episodes=16, sft_epochs=0.25,
-                        train_minutes=None, rollouts=4, splits=("valid_seen", "valid_unseen"),
+                        train_minutes=0, rollouts=4, splits=("valid_seen", "valid_unseen"),
                         configs="greedy,sc@2+cascade@0.5", max_tasks=2, max_steps=3)
     with open(tmp_path / "log.txt", "w") as log:
         results = run_demo(config, Console(file=log))
@@ -313,6 +313,20 @@ def test_the_demo_runs_the_whole_pipeline(tmp_path):
         assert stage in config.stage_seconds
     summary = tmp_path / "demo" / "students" / "redi" / "training_summary.json"
     assert json.loads(summary.read_text())["stage"] == "redi"
+
+
+def test_the_demos_training_budget_follows_the_precision_it_trains_in(monkeypatch):
+    import torch
+
+    from agentkd.demo import DemoConfig
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setenv("AGENTKD_CPU_BF16", "1")  # AMX / AVX512-BF16: bf16 trains 2.3x faster
+    assert DemoConfig().sft_minutes == 15.0
+    monkeypatch.setenv("AGENTKD_CPU_BF16", "0")  # float32 only
+    assert DemoConfig().sft_minutes == 45.0
+    assert DemoConfig(train_minutes=7).sft_minutes == 7.0
+    assert DemoConfig(train_minutes=0).sft_minutes is None  # 0: train for the epochs
 
 
 @pytest.mark.slow

@@ -19,7 +19,6 @@ sentence-transformers; those load on the first call.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import os
 import threading
@@ -30,6 +29,8 @@ from typing import Any
 import numpy as np
 from chromadb.api.types import Documents, EmbeddingFunction, Embeddings, Space
 from chromadb.utils.embedding_functions import register_embedding_function
+
+from agentkd.models.student import cpu_has_fast_bf16
 
 __all__ = ["EMBEDDER_NAME", "MODEL_PACKAGE", "MiniLMEmbeddingFunction", "default_embedding_function", "model_path"]
 
@@ -234,25 +235,12 @@ class MiniLMEmbeddingFunction(DedupingEmbeddingFunction):
         return list(array)
 
 
-@functools.cache
-def _cpu_has_native_bf16() -> bool:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as handle:
-            for line in handle:
-                if line.startswith("flags"):
-                    flags = set(line.split(":", 1)[1].split())
-                    return bool(flags & {"avx512_bf16", "amx_bf16"})
-    except OSError:
-        pass
-    return False
-
-
 def _resolve_precision(precision: str, device: str) -> str:
     if precision != "auto":
         return precision
     if device.startswith("cuda"):
         return "float16"
-    if device == "cpu" and _cpu_has_native_bf16():
+    if device == "cpu" and cpu_has_fast_bf16():
         return "bfloat16"
     return "float32"
 

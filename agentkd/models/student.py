@@ -20,6 +20,7 @@ torch and transformers are imported inside the functions, so importing this modu
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from collections.abc import Iterable
@@ -102,12 +103,17 @@ def cpu_has_fast_bf16() -> bool:
     forced = os.environ.get("AGENTKD_CPU_BF16")
     if forced in ("0", "1"):
         return forced == "1"
+    return bool(_cpu_flags() & {"amx_bf16", "avx512_bf16"})
+
+
+@functools.cache
+def _cpu_flags() -> frozenset[str]:
+    """The CPU's flags, read once: the embedder asks on every batch, and /proc/cpuinfo grows with the cores."""
     try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            flags = next((line for line in f if line.startswith("flags")), "").split()
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            return frozenset(next((line for line in f if line.startswith("flags")), "").split())
     except OSError:
-        return False
-    return "amx_bf16" in flags or "avx512_bf16" in flags
+        return frozenset()
 
 
 def default_device_dtype(device: Any = None, dtype: Any = None) -> tuple[Any, Any]:

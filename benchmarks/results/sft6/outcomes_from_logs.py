@@ -2,7 +2,8 @@
 
 usage: python outcomes_from_logs.py TASK_TYPES.json LOG [LOG ...]
 (TASK_TYPES.json maps a task id to [task type, goal]). A task finished in several logs counts once;
-a task whose outcome differs between logs is printed (sc@k is seeded per task, so it should not).
+a task whose outcome differs between logs is printed (sampling is seeded once per engine, not per task,
+so a task can come out differently when the episodes around it differ).
 """
 
 import collections

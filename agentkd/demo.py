@@ -84,7 +84,7 @@ def default_train_minutes() -> float:
 
     On 2 AVX2 cores (float32) 10 minutes (69 steps) gave a student that solved 0 of 12 unseen tasks and
     45 minutes (298 steps) the quality table's ``sft2``. bf16 on AMX trains at 2.3x the tokens/s (about
-    200 steps in 15 minutes), which leaves a 30-minute demo the time to evaluate sc@8.
+    185 steps in 15 minutes, estimated from sft6), which leaves a 30-minute demo the time to evaluate sc@8.
     """
     import torch
 

@@ -182,6 +182,24 @@ def test_evaluate_compares_configurations_and_stores_them_marked(model_dir, tmp_
     assert again.configs[0].metrics.overall.episodes == 2 and store.count(evaluation=True) == 4
 
 
+def test_each_evaluated_episode_is_stored_as_it_finishes(model_dir, tmp_path):
+    """A long evaluation killed from outside (out of memory, a session's end) runs no cleanup: only what
+    was already written survives, so each episode is written on its own, not in batches."""
+    from agentkd.eval.run import evaluate, parse_configs
+    from agentkd.store import ExperienceStore
+
+    class RecordingStore(ExperienceStore):
+        def upsert(self, trajectories):
+            batch = list(trajectories)
+            writes.append(len(batch))
+            return super().upsert(batch)
+
+    writes: list[int] = []
+    store = RecordingStore(tmp_path / "store", spool_dir=tmp_path / "spool")
+    evaluate(str(model_dir), parse_configs("teacher"), splits=["valid_unseen"], store=store, per_type=1, workers=4)
+    assert writes == [1] * 6 and store.count(evaluation=True) == 6
+
+
 def test_the_teacher_row_is_the_reference_played_on_the_same_tasks(model_dir):
     from agentkd.eval.run import evaluate, parse_configs
 

@@ -247,7 +247,10 @@ def evaluate(
             # `workers` bounds the memory, and the engine keeps no more prefixes than there are episodes running.
             if engine is not None:
                 engine.max_cached = min(len(tasks), workers)
-            asyncio.run(collect_async(policy, env, plan, target, workers=min(len(tasks), workers),
+            # flush_every=1: an evaluated episode costs seconds to minutes of generation and its write a few
+            # milliseconds, so each is stored as it finishes; a killed evaluation (out of memory, the end of a
+            # session) loses only the episodes still playing, and the re-run plays only those.
+            asyncio.run(collect_async(policy, env, plan, target, workers=min(len(tasks), workers), flush_every=1,
                                       max_steps=max_steps, on_episode=record, tags=("eval", config.name),
                                       metadata={"configuration": config.name, "student": student_name}))
             if engine is not None:

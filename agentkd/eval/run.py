@@ -306,7 +306,8 @@ def evaluate_with_report(console: Any, student: str | Path | Any, configs: Seque
         if not console.is_terminal:  # a log of a long run shows its progress too
             outcome = "solved" if trajectory.success else "failed"
             print(f"{name} on {split}: {won[1]}/{won[2]} episodes, {won[0]} solved ({outcome} "
-                  f"{trajectory.task_id} in {len(trajectory.steps)} steps)", flush=True)
+                  f"{trajectory.task_id} in {len(trajectory.steps)} steps; peak memory {_peak_memory_gb():.1f} GB)",
+                  flush=True)
 
     from agentkd.view.render import EPISODES_FILENAME, write_episodes
     from agentkd.view.summary import principle_texts
@@ -330,6 +331,15 @@ def evaluate_with_report(console: Any, student: str | Path | Any, configs: Seque
     console.print(format_table(results))
     console.print(f"report: {report}")
     return results
+
+
+def _peak_memory_gb() -> float:
+    """The process's peak resident memory: long evaluations log it, so growth shows before it swaps."""
+    import resource
+    import sys
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # kilobytes on Linux, bytes on macOS
+    return peak / (2**30 if sys.platform == "darwin" else 2**20)
 
 
 class MemoryStore:

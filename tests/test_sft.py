@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -221,6 +222,20 @@ def test_the_clock_schedule_warms_up_then_decays_to_zero(monkeypatch):
     assert rates[0] == pytest.approx(0.5e-4) and rates[1] == pytest.approx(1e-4)  # warm-up, then the peak
     assert rates[2] == pytest.approx(0.5e-4) and rates[3] < 1e-6  # cosine to zero at the deadline
     assert control.should_training_stop
+
+
+def test_loading_a_student_on_the_cpu_bounds_onednns_kernel_caches(monkeypatch, model_dir):
+    """oneDNN keeps a compiled kernel per input shape (1,024 by default); replay's shapes change on every
+    call, and an sc@8 evaluation in bf16 grew to 23 GB. A value the user set is kept."""
+    from agentkd.models.student import CPU_KERNEL_CACHE_CAPACITY, load_student
+
+    names = ("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "LRU_CACHE_CAPACITY")
+    for name in names:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("LRU_CACHE_CAPACITY", "7")
+    load_student(model_dir, device="cpu")
+    assert os.environ["ONEDNN_PRIMITIVE_CACHE_CAPACITY"] == str(CPU_KERNEL_CACHE_CAPACITY) == "64"
+    assert os.environ["LRU_CACHE_CAPACITY"] == "7"
 
 
 def test_training_precision_follows_the_hardware(monkeypatch):

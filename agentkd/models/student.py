@@ -38,6 +38,7 @@ __all__ = [
     "StudentCard",
     "StudentNotFound",
     "apply_lora",
+    "bound_cpu_kernel_caches",
     "cpu_has_fast_bf16",
     "default_device_dtype",
     "load_student",
@@ -116,6 +117,25 @@ def _cpu_flags() -> frozenset[str]:
         return frozenset()
 
 
+#: Kernels oneDNN keeps per distinct input shape (its default: 1024).
+CPU_KERNEL_CACHE_CAPACITY = 64
+
+
+def bound_cpu_kernel_caches() -> None:
+    """Keep oneDNN's per-shape kernel caches small; call before the process's first CPU matmul.
+
+    On the CPU, PyTorch runs bf16 matmuls (and mkldnn ops) through oneDNN, which compiles a kernel and
+    its scratchpad for every distinct input shape and keeps 1,024 of them (oneDNN's primitive cache
+    and ideep's LRU cache). Replay and training change shapes on every call (batch rows x new tokens),
+    so memory grows until the caches are full: an sc@8 evaluation in bf16 on AMX grew to 23 GB and
+    swapped. A shape repeats only within one call's decode loop, so a few dozen entries lose nothing
+    (``benchmarks/onednn_cache.py`` measures both). A value the user already set wins; the setting
+    is read when oneDNN builds its first kernel, so a process that ran one before keeps 1,024.
+    """
+    for name in ("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "LRU_CACHE_CAPACITY"):
+        os.environ.setdefault(name, str(CPU_KERNEL_CACHE_CAPACITY))
+
+
 def default_device_dtype(device: Any = None, dtype: Any = None) -> tuple[Any, Any]:
     """CUDA + bfloat16 when a GPU is there (float32 on GPUs without bf16); on CPU, bfloat16 where the CPU
     computes it natively (:func:`cpu_has_fast_bf16`), float32 otherwise."""
@@ -148,6 +168,8 @@ def load_student(
     from agentkd.models.packaged import PackagedModelError, is_packaged_spec, materialize
 
     device, dtype = default_device_dtype(device, dtype)
+    if device.type == "cpu":
+        bound_cpu_kernel_caches()
     if is_packaged_spec(str(name_or_path)):
         try:
             name_or_path = materialize(str(name_or_path))

@@ -30,7 +30,7 @@ import numpy as np
 from chromadb.api.types import Documents, EmbeddingFunction, Embeddings, Space
 from chromadb.utils.embedding_functions import register_embedding_function
 
-from agentkd.models.student import cpu_has_fast_bf16
+from agentkd.models.student import bound_cpu_kernel_caches, cpu_has_fast_bf16
 
 __all__ = ["EMBEDDER_NAME", "MODEL_PACKAGE", "MiniLMEmbeddingFunction", "default_embedding_function", "model_path"]
 
@@ -71,6 +71,8 @@ def _load_model(path: str, device: str, precision: str) -> Any:
             # The model is local; never let huggingface_hub try the network for it.
             os.environ.setdefault("HF_HUB_OFFLINE", "1")
             os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+            if device == "cpu":
+                bound_cpu_kernel_caches()  # batches of every size: one cached kernel per shape otherwise
             import torch
             from sentence_transformers import SentenceTransformer
 

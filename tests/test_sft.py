@@ -226,7 +226,7 @@ def test_the_clock_schedule_warms_up_then_decays_to_zero(monkeypatch):
 
 def test_loading_a_student_on_the_cpu_bounds_onednns_kernel_caches(monkeypatch, model_dir):
     """oneDNN keeps a compiled kernel per input shape (1,024 by default); replay's shapes change on every
-    call, and an sc@8 evaluation in bf16 grew to 23 GB. A value the user set is kept."""
+    call (an sc@8 evaluation in bf16 grew to 23 GB). A value the user set is kept."""
     from agentkd.models.student import CPU_KERNEL_CACHE_CAPACITY, load_student
 
     names = ("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "LRU_CACHE_CAPACITY")

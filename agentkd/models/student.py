@@ -127,8 +127,8 @@ def bound_cpu_kernel_caches() -> None:
     On the CPU, PyTorch runs bf16 matmuls (and mkldnn ops) through oneDNN, which compiles a kernel and
     its scratchpad for every distinct input shape and keeps 1,024 of them (oneDNN's primitive cache
     and ideep's LRU cache). Replay and training change shapes on every call (batch rows x new tokens),
-    so memory grows until the caches are full: an sc@8 evaluation in bf16 on AMX grew to 23 GB and
-    swapped. A shape repeats only within one call's decode loop, so a few dozen entries lose nothing
+    so memory grows until the caches are full (the likely reason an sc@8 evaluation in bf16 on AMX grew
+    to 23 GB and swapped). A shape repeats only within one call's decode loop, so a few dozen entries lose nothing
     (``benchmarks/onednn_cache.py`` measures both). A value the user already set wins; the setting
     is read when oneDNN builds its first kernel, so a process that ran one before keeps 1,024.
     """

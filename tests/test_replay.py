@@ -89,6 +89,30 @@ def test_samples_share_one_prefill_and_are_repeatable(model_dir, conversations):
     assert len({tuple(ids) for ids in runs[0]}) > 1  # sampling, not six copies
 
 
+def test_a_seeded_requests_samples_do_not_depend_on_what_shares_its_batch(model_dir, conversations):
+    """An evaluation's result per task must not change with the number of workers or a resumed run."""
+    import torch
+
+    from agentkd.policies.hf import render_chat
+    from agentkd.replay.engine import GenerationRequest, ReplayEngine
+
+    engine = ReplayEngine(str(model_dir), seed=5, dtype=torch.float32)
+    prompts = [engine.encode(render_chat(engine.tokenizer, c[:2])) for c in conversations]
+
+    def request(i: int, seed: object = "task-0:0:0") -> GenerationRequest:
+        return GenerationRequest(key=("seeded", i), prompt_ids=prompts[i], n=4, temperature=1.0, max_new_tokens=10,
+                                 seed=seed)
+
+    alone = [s.token_ids for s in engine.generate([request(0)])[0]]
+    engine.clear()
+    crowded = engine.generate([request(2, "other"), request(1, None), request(0), request(3, "more")])
+    assert [s.token_ids for s in crowded[2]] == alone
+    assert len({tuple(ids) for ids in alone}) > 1  # the four samples still differ from each other
+    engine.clear()
+    reseeded = [s.token_ids for s in engine.generate([request(0, "task-0:1:0")])[0]]
+    assert reseeded != alone  # another episode of the same task (seed 1) samples otherwise
+
+
 def test_vote_majority_then_log_probability_then_fallback():
     texts = ["Thought: a\nAction: go to cabinet 1", "Action: Go to  cabinet 1.", "Thought: b\nAction: look",
              "gibberish", "Action: go to the moon"]

@@ -132,7 +132,8 @@ def env_agent_graph(env: Env, policy: Policy, *, max_steps: int = 50,
 
     async def act(state: EpisodeState) -> EpisodeState:
         inp = PolicyInput(task=state["task"], observation=state["observation"], history=state["trajectory"].steps,
-                          admissible_actions=state["admissible"], env=env, principles=state.get("principles", []))
+                          admissible_actions=state["admissible"], env=env, principles=state.get("principles", []),
+                          seed=state.get("seed", 0))
         return {"decision": await _decide(policy, inp)}
 
     def step(state: EpisodeState) -> EpisodeState:

@@ -23,6 +23,7 @@ class PolicyInput:
     history: list[Step] = field(default_factory=list)  # steps taken so far in this episode
     admissible_actions: list[str] | None = None  # None where the action space is open-ended
     env: Any = None  # the episode's environment; experts read their action from it
+    seed: int = 0  # the episode's seed: repeated episodes of one task differ by it (sampling is seeded by it)
     principles: list[str] = field(default_factory=list)  # guidance shown in the prompt's system message
     # The records behind retrieved principles, for agents that read structured data (a search order)
     # rather than text; only what is in `principles` is shown, so this never holds more.

@@ -21,6 +21,7 @@ Imports torch and transformers only. Works on CPU and CUDA (bf16 + SDPA by defau
 from __future__ import annotations
 
 import inspect
+import random
 import time
 from collections import OrderedDict
 from collections.abc import Hashable, Sequence
@@ -47,6 +48,10 @@ class GenerationRequest:
     top_p: float = 1.0
     max_new_tokens: int = 64
     constraint: Any = None  # an agentkd.replay.constrained.ActionConstraint: the action must be admissible
+    # Seeds this request's samples: the same seed draws the same samples whatever else shares the batch (an
+    # evaluation's result per task then does not depend on the number of workers or on a resumed run).
+    # None: the engine's generator.
+    seed: Hashable | None = None
 
 
 @dataclass
@@ -149,7 +154,8 @@ class ReplayEngine:
         max_cached: episodes whose prefix is kept (least recently used ones are dropped); each holds
             its prompt's keys and values (2 KB per token for the tiny student, 12 KB at 0.5B size).
         max_rows: most sequences decoded in one forward pass; larger calls run in chunks.
-        seed: seeds sampling (one generator per engine, so runs are repeatable).
+        seed: seeds sampling: with the request's own seed where it has one, else one generator per engine
+            (repeatable for the same batches in the same order).
         shared_attention: decode samples against one copy of their prompt's cache
             (:mod:`agentkd.replay.shared_prefix`); off, the prompt rows are repeated per sample.
     """
@@ -174,6 +180,7 @@ class ReplayEngine:
         self.shared_attention = install(self.model) if shared_attention else False
         self.max_cached = max_cached
         self.max_rows = max_rows
+        self.seed = seed
         self.generator = torch.Generator(device=self.device).manual_seed(seed)
         self._prefixes: OrderedDict[Hashable, _Prefix] = OrderedDict()
         self.stats = EngineStats()
@@ -283,8 +290,12 @@ class ReplayEngine:
         top_p = torch.tensor([requests[i].top_p for i in rows], device=device, dtype=torch.float32)
         budget = torch.tensor([budgets[i] for i in rows], device=device)
         cursors = [requests[i].constraint.cursor() if requests[i].constraint is not None else None for i in rows]
+        draws: list[random.Random | None] = []  # a seeded request's sample j: its own stream
+        for request in requests:
+            draws += [random.Random(f"{self.seed}:{request.seed}:{j}") if request.seed is not None else None
+                      for j in range(max(1, request.n))]
         generated = self._decode(logits, cache, mask, next_pos, temperature, top_p, budget, shared,
-                                 cursors if any(cursors) else None)
+                                 cursors if any(cursors) else None, draws if any(draws) else None)
 
         results: list[list[Sample]] = [[] for _ in requests]
         for row, (tokens, logprob, stopped) in zip(rows, generated, strict=True):
@@ -302,13 +313,14 @@ class ReplayEngine:
         return results
 
     def _decode(self, logits: Any, cache: Any, mask: Any, next_pos: Any, temperature: Any, top_p: Any,
-                budget: Any, shared: SharedPrefix | None = None,
-                cursors: list[Any] | None = None) -> list[tuple[list[int], float, bool]]:
+                budget: Any, shared: SharedPrefix | None = None, cursors: list[Any] | None = None,
+                draws: list[random.Random | None] | None = None) -> list[tuple[list[int], float, bool]]:
         """Sample until every row stopped or used its budget; (tokens, sum of log-probs, stopped) per row.
 
         ``mask`` covers what each row sees in ``cache``; with ``shared``, ``cache`` holds only the
         generated tokens and the prompts are attended through the shared-prefix attention.
         ``cursors`` (one per row, or None) restrict a row's next token (constrained action decoding).
+        ``draws`` (one per row, or None) are the seeded rows' random streams (see :meth:`_pick`).
         """
         import torch
 
@@ -323,7 +335,7 @@ class ReplayEngine:
         while True:
             if cursors is not None:
                 logits = self._constrain(logits, cursors, done)
-            token, token_logprob = self._pick(logits, temperature, top_p)
+            token, token_logprob = self._pick(logits, temperature, top_p, draws)
             token = torch.where(done, torch.full_like(token, self.pad_token_id), token)
             if cursors is not None:
                 for cursor, t, finished in zip(cursors, token.tolist(), done.tolist(), strict=True):
@@ -371,8 +383,13 @@ class ReplayEngine:
             logits[i] = row
         return logits
 
-    def _pick(self, logits: Any, temperature: Any, top_p: Any) -> tuple[Any, Any]:
-        """Next token per row (greedy where temperature is 0, else temperature + nucleus sampling)."""
+    def _pick(self, logits: Any, temperature: Any, top_p: Any,
+              draws: list[random.Random | None] | None = None) -> tuple[Any, Any]:
+        """Next token per row (greedy where temperature is 0, else temperature + nucleus sampling).
+
+        A sampled row takes one uniform number per token, from its own stream in ``draws`` where it has
+        one (a seeded request), else from the engine's generator, and picks by the nucleus's cumulative mass.
+        """
         import torch
 
         logprobs = torch.log_softmax(logits, dim=-1)
@@ -390,7 +407,14 @@ class ReplayEngine:
             sorted_probs, order = probs.sort(dim=-1, descending=True)
         before = sorted_probs.cumsum(dim=-1) - sorted_probs  # mass of the tokens ranked above each one
         sorted_probs = sorted_probs.masked_fill(before >= top_p.unsqueeze(1), 0.0)
-        choice = torch.multinomial(sorted_probs, 1, generator=self.generator).squeeze(1)
+        uniform = torch.rand(len(sorted_probs), generator=self.generator, device=sorted_probs.device)
+        if draws is not None:
+            seeded = [i for i, draw in enumerate(draws) if draw is not None]
+            uniform[seeded] = torch.tensor([draws[i].random() for i in seeded], device=uniform.device)
+        mass = sorted_probs.cumsum(dim=-1)
+        # The first rank whose cumulative mass exceeds u x the nucleus's mass (ranks left out hold no mass).
+        choice = torch.searchsorted(mass, (uniform * mass[:, -1]).unsqueeze(1), right=True)
+        choice = choice.clamp(max=mass.shape[1] - 1).squeeze(1)
         sampled = order.gather(1, choice.unsqueeze(1)).squeeze(1)
         token = torch.where(sampling, sampled, greedy)
         return token, logprobs.gather(1, token.unsqueeze(1)).squeeze(1)

@@ -130,7 +130,8 @@ class StudentPolicy:
             requests.append(GenerationRequest(
                 key=id(inp.env) if inp.env is not None else inp.task.task_id,
                 prompt_ids=self.engine.encode(text), n=self.samples, temperature=self.temperature,
-                top_p=self.top_p, max_new_tokens=self.max_new_tokens, constraint=constraint))
+                top_p=self.top_p, max_new_tokens=self.max_new_tokens, constraint=constraint,
+                seed=f"{inp.task.task_id}:{inp.seed}:{len(inp.history)}"))  # this episode's step, whatever else runs
         results = self.engine.generate(requests)
         latency = (time.perf_counter() - started) / len(inputs)
 

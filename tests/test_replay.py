@@ -260,7 +260,7 @@ def test_the_eval_command_writes_the_report(model_dir, tmp_path):
     assert len(ids) == 2 and all(f'id="t-{i}"' in episodes and f"#t={i}" in (out / "report.md").read_text()
                                  for i in ids)  # both failed (a random student): linked from the failures table
     assert "greedy on valid_seen: 2/2 episodes, 0 solved" in result.output  # a log shows each episode
-    assert re.search(r"peak memory \d+\.\d GB\)", result.output)  # and the memory, to catch growth before it swaps
+    assert re.search(r"; memory \d+\.\d GB\)", result.output)  # and the memory, to catch growth before it swaps
     missing = CliRunner().invoke(app, ["eval", "--student", str(tmp_path / "nope"), "--out", str(out)])
     assert missing.exit_code == 2 and "does not exist" in missing.output
     no_store = CliRunner().invoke(app, ["eval", "--student", str(model_dir), "--icd", "--out", str(out)])

@@ -306,7 +306,7 @@ def evaluate_with_report(console: Any, student: str | Path | Any, configs: Seque
         if not console.is_terminal:  # a log of a long run shows its progress too
             outcome = "solved" if trajectory.success else "failed"
             print(f"{name} on {split}: {won[1]}/{won[2]} episodes, {won[0]} solved ({outcome} "
-                  f"{trajectory.task_id} in {len(trajectory.steps)} steps; peak memory {_peak_memory_gb():.1f} GB)",
+                  f"{trajectory.task_id} in {len(trajectory.steps)} steps; memory {_memory_gb():.1f} GB)",
                   flush=True)
 
     from agentkd.view.render import EPISODES_FILENAME, write_episodes
@@ -333,13 +333,19 @@ def evaluate_with_report(console: Any, student: str | Path | Any, configs: Seque
     return results
 
 
-def _peak_memory_gb() -> float:
-    """The process's peak resident memory: long evaluations log it, so growth shows before it swaps."""
+def _memory_gb() -> float:
+    """The process's resident memory (its peak where /proc is missing): long evaluations log it, so growth
+    shows before the machine swaps."""
+    import os
     import resource
     import sys
 
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # kilobytes on Linux, bytes on macOS
-    return peak / (2**30 if sys.platform == "darwin" else 2**20)
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**30
+    except OSError:
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # kilobytes on Linux, bytes on macOS
+        return peak / (2**30 if sys.platform == "darwin" else 2**20)
 
 
 class MemoryStore:

@@ -128,9 +128,10 @@ def bound_cpu_kernel_caches() -> None:
     its scratchpad for every distinct input shape and keeps 1,024 of them (oneDNN's primitive cache
     and ideep's LRU cache). Replay and training change shapes on every call (batch rows x new tokens),
     so memory grows until the caches are full (the likely reason an sc@8 evaluation in bf16 on AMX grew
-    to 23 GB and swapped). A shape repeats only within one call's decode loop, so a few dozen entries lose nothing
-    (``benchmarks/onednn_cache.py`` measures both). A value the user already set wins; the setting
-    is read when oneDNN builds its first kernel, so a process that ran one before keeps 1,024.
+    to 23 GB and swapped). A shape repeats across the layers of one forward pass and the tokens of one
+    decode loop, a dozen shapes at a time, so 64 entries lose nothing (``benchmarks/onednn_cache.py``
+    measures both). A value the user already set wins; the setting is read when oneDNN builds its first
+    kernel, so a process that ran one before keeps 1,024.
     """
     for name in ("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "LRU_CACHE_CAPACITY"):
         os.environ.setdefault(name, str(CPU_KERNEL_CACHE_CAPACITY))

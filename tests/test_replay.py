@@ -113,6 +113,25 @@ def test_a_seeded_requests_samples_do_not_depend_on_what_shares_its_batch(model_
     assert reseeded != alone  # another episode of the same task (seed 1) samples otherwise
 
 
+def test_an_engine_on_the_cpu_trims_the_heap_after_each_call(model_dir, conversations, monkeypatch):
+    """Each step frees the episodes' key/value tensors and allocates longer ones: without a trim the freed
+    holes stay resident (a float32 sc@8 evaluation grew 3.7 -> 7.4 GB over 12 episodes)."""
+    from agentkd.policies.hf import render_chat
+    from agentkd.replay import engine as engine_module
+    from agentkd.replay.engine import GenerationRequest, ReplayEngine
+
+    calls = []
+    monkeypatch.setattr(engine_module, "trim_cpu_heap", lambda: calls.append(1) or True)
+    trimming, keeping = ReplayEngine(str(model_dir), max_rows=2), ReplayEngine(str(model_dir), trim_heap=False)
+    assert trimming.trim_heap and not keeping.trim_heap
+    prompt = trimming.encode(render_chat(trimming.tokenizer, conversations[0][:2]))
+    requests = [GenerationRequest(key=i, prompt_ids=prompt, max_new_tokens=3) for i in range(3)]
+    trimming.generate(requests)  # two chunks of at most 2 rows, one trim
+    trimming.generate(requests[:1])
+    keeping.generate(requests)
+    assert len(calls) == 2
+
+
 def test_vote_majority_then_log_probability_then_fallback():
     texts = ["Thought: a\nAction: go to cabinet 1", "Action: Go to  cabinet 1.", "Thought: b\nAction: look",
              "gibberish", "Action: go to the moon"]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 
 import pytest
 
@@ -236,6 +238,37 @@ def test_loading_a_student_on_the_cpu_bounds_onednns_kernel_caches(monkeypatch, 
     load_student(model_dir, device="cpu")
     assert os.environ["ONEDNN_PRIMITIVE_CACHE_CAPACITY"] == str(CPU_KERNEL_CACHE_CAPACITY) == "64"
     assert os.environ["LRU_CACHE_CAPACITY"] == "7"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc_trim")
+def test_trimming_the_heap_gives_freed_holes_back_to_the_system():
+    """Blocks freed between live ones stay resident until trimmed: a float32 replay evaluation grew 3.7 -> 7.4 GB
+    that way. In a fresh process: 200 MB of 64 KB blocks, each followed by a small live one, all freed."""
+    script = """
+import ctypes, json
+from agentkd.models.student import trim_cpu_heap
+libc = ctypes.CDLL("libc.so.6")
+libc.malloc.restype = ctypes.c_void_p
+libc.free.argtypes = [ctypes.c_void_p]
+def rss_mb():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * 4096 / 2**20
+big, pins = [], []
+for _ in range(3200):
+    block = libc.malloc(64 * 1024)
+    ctypes.memset(block, 1, 64 * 1024)  # touched: resident
+    big.append(block)
+    pins.append(libc.malloc(32))  # keeps the freed block from joining the top of the heap
+for block in big:
+    libc.free(block)
+freed = rss_mb()
+trimmed = trim_cpu_heap()
+print(json.dumps({"freed": freed, "after": rss_mb(), "trimmed": trimmed}))
+"""
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    row = json.loads(out.stdout.strip().splitlines()[-1])
+    assert row["trimmed"] is True
+    assert row["freed"] - row["after"] > 150  # of the 200 MB freed, nearly all leaves the process
 
 
 def test_training_precision_follows_the_hardware(monkeypatch):

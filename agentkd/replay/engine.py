@@ -28,6 +28,7 @@ from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from agentkd.models.student import trim_cpu_heap
 from agentkd.replay.shared_prefix import SharedPrefix, install, shared_prefix
 
 __all__ = ["GenerationRequest", "ReplayEngine", "Sample"]
@@ -158,11 +159,13 @@ class ReplayEngine:
             (repeatable for the same batches in the same order).
         shared_attention: decode samples against one copy of their prompt's cache
             (:mod:`agentkd.replay.shared_prefix`); off, the prompt rows are repeated per sample.
+        trim_heap: return the heap's free pages to the system after each call
+            (:func:`agentkd.models.student.trim_cpu_heap`); default: on the CPU.
     """
 
     def __init__(self, model: Any, tokenizer: Any = None, *, device: Any = None, dtype: Any = None,
                  allow_download: bool = False, max_cached: int = 1024, max_rows: int = 1024, seed: int = 0,
-                 shared_attention: bool = True) -> None:
+                 shared_attention: bool = True, trim_heap: bool | None = None) -> None:
         import torch
 
         from agentkd.models.generation import load_for_generation
@@ -181,6 +184,7 @@ class ReplayEngine:
         self.max_cached = max_cached
         self.max_rows = max_rows
         self.seed = seed
+        self.trim_heap = self.device.type == "cpu" if trim_heap is None else trim_heap
         self.generator = torch.Generator(device=self.device).manual_seed(seed)
         self._prefixes: OrderedDict[Hashable, _Prefix] = OrderedDict()
         self.stats = EngineStats()
@@ -214,6 +218,8 @@ class ReplayEngine:
             rows += request.n
         if chunk:
             results += self._generate(chunk)
+        if self.trim_heap:  # this call's prefill and decode tensors are freed by now
+            trim_cpu_heap()
         return results
 
     # ---- internals ----------------------------------------------------------------------------

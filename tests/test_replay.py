@@ -344,6 +344,32 @@ def test_shared_prefix_attention_equals_attention_over_the_whole_cache_in_the_mo
     torch.testing.assert_close(out.float(), expected, atol=tolerance, rtol=tolerance)
 
 
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_grouped_query_prefill_attention_equals_sdpa_over_repeated_heads(dtype):
+    """A replay prefill attends per key/value head instead of copying the cache once per query head (SmolLM2:
+    9 query heads on 3 key/value heads); the result must be transformers' own SDPA path."""
+    import types
+
+    import torch
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    from agentkd.replay.shared_prefix import _attention
+
+    torch.manual_seed(0)
+    dtype = getattr(torch, dtype)
+    batch, heads, kv_heads, new, past, dim = 3, 6, 2, 5, 11, 16
+    query = torch.randn(batch, heads, new, dim, dtype=dtype)
+    key, value = (torch.randn(batch, kv_heads, past + new, dim, dtype=dtype) for _ in range(2))
+    mask = torch.rand(batch, 1, new, past + new) > 0.3  # holes and padding, as the engine's prefill has
+    mask[..., -1] = True  # every query sees at least one key
+    module = types.SimpleNamespace(num_key_value_groups=heads // kv_heads, is_causal=True, layer_idx=0)
+    ours, _ = _attention(module, query, key, value, mask, scaling=dim**-0.5)
+    theirs, _ = sdpa_attention_forward(module, query, key, value, mask, scaling=dim**-0.5)
+    assert ours.shape == theirs.shape == (batch, new, heads, dim)
+    tolerance = 1e-5 if dtype == torch.float32 else 1e-2
+    torch.testing.assert_close(ours, theirs, atol=tolerance, rtol=tolerance)
+
+
 def test_self_consistency_samples_in_bfloat16(model_dir):
     """sc@k decodes through the shared-prefix attention; in bf16 (the default on CUDA and AMX CPUs) too."""
     import torch

@@ -89,11 +89,13 @@ class EngineStats:
     rows: list[int] = field(default_factory=list)  # decode rows per call
 
 
-def _growing_cache(model_config: Any, layers: list[tuple[Any, Any]] | None) -> Any:
+def _growing_cache(model_config: Any, layers: list[tuple[Any, Any]] | None, length: int = 0) -> Any:
     """A DynamicCache whose layers append into preallocated buffers.
 
     transformers' DynamicLayer concatenates on every update, copying the whole cache once per
     generated token; for many rows with long prompts that copy dominates decoding on CPU.
+    ``layers``: per layer, key and value buffers whose first ``length`` positions hold the cache so far;
+    they are adopted as they are (the rest is room to grow), not copied.
     """
     from transformers import DynamicCache
     from transformers.cache_utils import DynamicLayer
@@ -131,7 +133,12 @@ def _growing_cache(model_config: Any, layers: list[tuple[Any, Any]] | None) -> A
     if all(type(layer) is DynamicLayer for layer in cache.layers):  # full attention everywhere
         cache.layers = [GrowingLayer() for _ in cache.layers]
     for layer, (keys, values) in zip(cache.layers, layers or [], strict=False):
-        layer.update(keys, values)
+        if isinstance(layer, GrowingLayer):
+            layer.lazy_initialization(keys, values)
+            layer.buffers, layer.length = (keys, values), length
+            layer.keys, layer.values = keys[..., :length, :], values[..., :length, :]
+        else:
+            layer.update(keys[..., :length, :], values[..., :length, :])
     return cache
 
 
@@ -264,7 +271,10 @@ class ReplayEngine:
             mask[i, past_len - keep:past_len] = 1
             mask[i, past_len + width - len(new):] = 1
             positions[i, width - len(new):] = torch.arange(keep, keep + len(new))
-        cache = _growing_cache(self.model.config, self._stack_prefixes(reused, past_len) if past_len else None)
+        # The prompts' caches go straight into buffers with room for the new tokens and a reply.
+        room = width + max(budgets) + 1
+        cache = _growing_cache(self.model.config, self._stack_prefixes(reused, past_len, room) if past_len else None,
+                               past_len)
         for request in requests:  # read (and emptied by the stacking): _save_prefixes puts the new ones back
             self._prefixes.pop(request.key, None)
         with torch.inference_mode():
@@ -425,8 +435,10 @@ class ReplayEngine:
         token = torch.where(sampling, sampled, greedy)
         return token, logprobs.gather(1, token.unsqueeze(1)).squeeze(1)
 
-    def _stack_prefixes(self, reused: list[tuple[_Prefix | None, int]], past_len: int) -> list[tuple[Any, Any]]:
-        """Per layer, (batch, heads, past_len, dim) keys and values: each row's kept prefix, left-padded.
+    def _stack_prefixes(self, reused: list[tuple[_Prefix | None, int]], past_len: int,
+                        room: int = 0) -> list[tuple[Any, Any]]:
+        """Per layer, (batch, heads, past_len + room, dim) keys and values: each row's kept prefix, left-padded
+        with zeros (masked, but finite), in the first ``past_len`` positions; the ``room`` after them is unset.
 
         Each copied layer is released from its cached prefix at once (the prefix is replaced after the
         prefill anyway), so the old prefixes and the stacked batch are not all held at the same time.
@@ -438,13 +450,15 @@ class ReplayEngine:
         dtype, device = template.kv[0][0].dtype, template.kv[0][0].device
         layers = []
         for layer in range(len(template.kv)):
-            keys = torch.zeros((len(reused), heads, past_len, dim), dtype=dtype, device=device)
-            values = torch.zeros((len(reused), v_heads, past_len, v_dim), dtype=dtype, device=device)
+            keys = torch.empty((len(reused), heads, past_len + room, dim), dtype=dtype, device=device)
+            values = torch.empty((len(reused), v_heads, past_len + room, v_dim), dtype=dtype, device=device)
             for i, (prefix, keep) in enumerate(reused):
+                keys[i, :, : past_len - keep] = 0
+                values[i, :, : past_len - keep] = 0
                 if prefix is not None and keep:
                     k, v = prefix.kv[layer]
-                    keys[i, :, past_len - keep:] = k[:, :keep]
-                    values[i, :, past_len - keep:] = v[:, :keep]
+                    keys[i, :, past_len - keep : past_len] = k[:, :keep]
+                    values[i, :, past_len - keep : past_len] = v[:, :keep]
             layers.append((keys, values))
             for prefix, _ in reused:
                 if prefix is not None:

@@ -55,12 +55,42 @@ def _attention(module: Any, query: Any, key: Any, value: Any, attention_mask: An
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
     context = _ACTIVE.get()
-    if context is None or query.shape[2] != 1:  # not decoding samples: plain SDPA
+    if context is None or query.shape[2] != 1:  # not decoding samples: SDPA
+        if _groups_queries(module, query, attention_mask, dropout, kwargs):
+            return _grouped_query_attention(query, key, value, attention_mask, scaling), None
         return sdpa_attention_forward(module, query, key, value, attention_mask, scaling=scaling, dropout=dropout,
                                       **kwargs)
     scale = scaling if scaling is not None else query.shape[-1] ** -0.5
     out = _decode_attention(query, key, value, context, module.layer_idx, scale)
     return out.to(query.dtype).transpose(1, 2).contiguous(), None  # (rows, 1, heads, dim), as transformers expects
+
+
+def _groups_queries(module: Any, query: Any, mask: Any, dropout: float, kwargs: dict) -> bool:
+    """Whether a prefill with a mask can attend per key/value head (see :func:`_grouped_query_attention`)."""
+    groups = getattr(module, "num_key_value_groups", 1)
+    return (groups > 1 and query.shape[2] > 1 and mask is not None and mask.dim() == 4 and mask.shape[1] == 1
+            and not dropout and not kwargs.get("softcap") and kwargs.get("position_bias") is None)
+
+
+def _grouped_query_attention(query: Any, key: Any, value: Any, mask: Any, scale: float | None) -> Any:
+    """SDPA for grouped-query attention with a mask, without copying the keys and values once per query head.
+
+    transformers repeats each key/value head for its query heads when there is a mask (``repeat_kv``); a
+    replay prefill with long cached prompts then writes and reads the whole cache three times over (SmolLM2:
+    9 query heads, 3 key/value heads). Here each key/value head's query heads are stacked along the query
+    axis instead, with the mask repeated to match: the same scores, softmax and sums per query head.
+    Returns (batch, queries, heads, dim), as transformers expects.
+    """
+    import torch
+
+    batch, heads, length, dim = query.shape
+    kv_heads = key.shape[1]
+    groups = heads // kv_heads
+    # Query head h uses key/value head h // groups (transformers' order): it becomes rows j * length + t there.
+    stacked = query.reshape(batch, kv_heads, groups * length, dim)
+    out = torch.nn.functional.scaled_dot_product_attention(stacked, key, value, attn_mask=mask.repeat(1, 1, groups, 1),
+                                                           scale=scale)
+    return out.reshape(batch, heads, length, dim).transpose(1, 2).contiguous()
 
 
 def _decode_attention(query: Any, key: Any, value: Any, context: SharedPrefix, layer: int, scale: float, *,

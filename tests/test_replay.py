@@ -122,6 +122,7 @@ def test_an_engine_on_the_cpu_trims_the_heap_after_each_call(model_dir, conversa
 
     calls = []
     monkeypatch.setattr(engine_module, "trim_cpu_heap", lambda: calls.append(1) or True)
+    monkeypatch.setattr(ReplayEngine, "TRIM_EVERY_S", 0.0)  # an evaluation's calls take seconds: each trims
     trimming, keeping = ReplayEngine(str(model_dir), max_rows=2), ReplayEngine(str(model_dir), trim_heap=False)
     assert trimming.trim_heap and not keeping.trim_heap
     prompt = trimming.encode(render_chat(trimming.tokenizer, conversations[0][:2]))
@@ -129,6 +130,10 @@ def test_an_engine_on_the_cpu_trims_the_heap_after_each_call(model_dir, conversa
     trimming.generate(requests)  # two chunks of at most 2 rows, one trim
     trimming.generate(requests[:1])
     keeping.generate(requests)
+    assert len(calls) == 2
+    monkeypatch.setattr(ReplayEngine, "TRIM_EVERY_S", 3600.0)  # millisecond calls: a trim would cost more
+    for _ in range(3):
+        trimming.generate(requests[:1])
     assert len(calls) == 2
 
 

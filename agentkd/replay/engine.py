@@ -166,9 +166,14 @@ class ReplayEngine:
             (repeatable for the same batches in the same order).
         shared_attention: decode samples against one copy of their prompt's cache
             (:mod:`agentkd.replay.shared_prefix`); off, the prompt rows are repeated per sample.
-        trim_heap: return the heap's free pages to the system after each call
-            (:func:`agentkd.models.student.trim_cpu_heap`); default: on the CPU.
+        trim_heap: return the heap's free pages to the system after a call
+            (:func:`agentkd.models.student.trim_cpu_heap`), at most once per :attr:`TRIM_EVERY_S` seconds of
+            generation (a trim walks the heap: after every millisecond call it would cost more than the call);
+            default: on the CPU.
     """
+
+    #: Seconds of generation between two heap trims (an evaluation's calls take seconds each: one per call).
+    TRIM_EVERY_S = 1.0
 
     def __init__(self, model: Any, tokenizer: Any = None, *, device: Any = None, dtype: Any = None,
                  allow_download: bool = False, max_cached: int = 1024, max_rows: int = 1024, seed: int = 0,
@@ -192,6 +197,7 @@ class ReplayEngine:
         self.max_rows = max_rows
         self.seed = seed
         self.trim_heap = self.device.type == "cpu" if trim_heap is None else trim_heap
+        self._untrimmed_s = 0.0  # generation time since the last trim
         self.generator = torch.Generator(device=self.device).manual_seed(seed)
         self._prefixes: OrderedDict[Hashable, _Prefix] = OrderedDict()
         self.stats = EngineStats()
@@ -214,6 +220,7 @@ class ReplayEngine:
 
     def generate(self, requests: Sequence[GenerationRequest]) -> list[list[Sample]]:
         """``request.n`` samples for every request, all requests batched; results in request order."""
+        started = time.perf_counter()
         results: list[list[Sample]] = []
         chunk: list[GenerationRequest] = []
         rows = 0
@@ -225,8 +232,10 @@ class ReplayEngine:
             rows += request.n
         if chunk:
             results += self._generate(chunk)
-        if self.trim_heap:  # this call's prefill and decode tensors are freed by now
+        self._untrimmed_s += time.perf_counter() - started
+        if self.trim_heap and self._untrimmed_s >= self.TRIM_EVERY_S:  # this call's tensors are freed by now
             trim_cpu_heap()
+            self._untrimmed_s = 0.0
         return results
 
     # ---- internals ----------------------------------------------------------------------------

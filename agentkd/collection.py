@@ -191,7 +191,8 @@ async def collect_async(policy: Policy, env_name: str, plan: list[tuple[Task, in
 
     A failing episode is recorded in ``summary.failures`` and the others go on; the run stops with
     :class:`CollectionAborted` after more than ``max_failures`` failures or at the first fatal one
-    (:func:`is_fatal`), keeping every finished trajectory. A re-run plays the failed episodes again.
+    (:func:`is_fatal`), keeping every finished trajectory. A re-run plays the failed episodes again. Cancelled
+    (``asyncio.run`` does that on Ctrl-C), it stops the episodes still playing and writes every finished one first.
     ``tags``, ``metadata`` and ``callbacks`` go to each episode's LangGraph run, for LangSmith or any
     LangChain tracer (:func:`~agentkd.agents.env_agent.trace_config`).
     """
@@ -248,6 +249,11 @@ async def collect_async(policy: Policy, env_name: str, plan: list[tuple[Task, in
             first = next((error for error in errors if error is not None), None)
             if first is not None:
                 raise first
+    except asyncio.CancelledError:  # Ctrl-C or SIGTERM (agentkd.cli): stop playing, then store what finished
+        for episode in episodes:
+            episode.cancel()
+        await asyncio.gather(*episodes, return_exceptions=True)
+        raise
     finally:
         await writer.close()  # keep whatever finished, also when the run was aborted
     summary.wall_time_s = time.perf_counter() - started

@@ -1,8 +1,9 @@
-"""Trajectory collection into a real embedded Chroma store: counts, resume after SIGKILL, stats."""
+"""Trajectory collection into a real embedded Chroma store: counts, resume after SIGKILL or SIGTERM, stats."""
 
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -69,6 +70,32 @@ def test_a_run_killed_with_sigkill_resumes_to_exactly_n_unique_trajectories(tmp_
     assert store.count() == episodes
     ids = [t.trajectory_id for t in store.iterate()]
     assert len(ids) == len(set(ids)) == episodes
+
+
+def test_a_run_stopped_with_sigterm_stores_every_episode_that_finished(tmp_path):
+    """`kill PID` (or `timeout`, or a scheduler) is Ctrl-C: the run stops playing and writes the finished
+    episodes still waiting for the writer, which the default SIGTERM would lose."""
+    store_path, episodes = tmp_path / "store", 400
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(_collect_cmd(store_path, episodes), cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    output = []
+    deadline = time.monotonic() + 240
+    for line in proc.stdout:
+        output.append(line)
+        if line.startswith("stored"):  # mid-run, with episodes playing and finished ones pending
+            proc.send_signal(signal.SIGTERM)
+            break
+        assert time.monotonic() < deadline, "collect never stored a batch"
+    output += proc.stdout.readlines()
+    proc.wait(timeout=120)
+    text = "".join(output)
+    assert proc.returncode == 130, text
+    stopped = re.search(r"stopped: (\d+) episodes finished, (\d+) stored", text)
+    assert stopped, text
+    finished, stored = int(stopped[1]), int(stopped[2])
+    assert 8 <= finished < episodes and stored == finished
+    assert ExperienceStore(store_path, create=False).count() == finished
 
 
 def test_store_stats_command(tmp_path):

@@ -115,6 +115,11 @@ def collect(
                                                 on_episode=on_episode, on_stored=on_stored, on_failure=on_failure))
         except AgentKDError as exc:  # StoreError, StoreBusy, CollectionAborted, StaticEmbedderError
             _fail(str(exc))
+        except KeyboardInterrupt:  # Ctrl-C or SIGTERM: the finished episodes were written before this
+            progress.stop()
+            print(f"stopped: {counters['done']} episodes finished, {counters['stored']} stored; run the same "
+                  "command again to play the rest", flush=True)
+            raise typer.Exit(130) from None
         progress.update(bar, completed=summary.already_stored + summary.played)
     console.print(
         f"{summary.played} episodes played ({summary.already_stored} already stored), "

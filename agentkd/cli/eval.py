@@ -65,3 +65,8 @@ def eval_cmd(
                                  workers=workers, teacher=teacher_policy)
     except AgentKDError as exc:  # StoreError, ConfigError, StudentNotFound, ...
         _fail(str(exc))
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM, after the current generation call and the pending writes
+        kept = (f"the episodes that finished are in {store}; run the same command again to play the rest"
+                if store else "without --store nothing was kept")
+        console.print(f"stopped: {kept}", highlight=False)
+        raise typer.Exit(130) from None

@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 
@@ -289,6 +295,33 @@ def test_the_eval_command_writes_the_report(model_dir, tmp_path):
     assert missing.exit_code == 2 and "does not exist" in missing.output
     no_store = CliRunner().invoke(app, ["eval", "--student", str(model_dir), "--icd", "--out", str(out)])
     assert no_store.exit_code == 2 and "--store" in no_store.output
+
+
+def test_an_evaluation_stopped_with_sigterm_keeps_every_episode_it_logged(model_dir, tmp_path):
+    """A long evaluation ended by `kill PID` (a session's end, a scheduler) keeps the finished episodes: each
+    one it logged is in the store, so the same command resumes with only the rest."""
+    from agentkd.store import ExperienceStore
+
+    root = Path(__file__).resolve().parents[1]
+    cmd = [sys.executable, "-m", "agentkd.cli", "eval", "--student", str(model_dir), "--split", "valid_unseen",
+           "--max-tasks", "60", "--max-steps", "3", "--workers", "4", "--store", str(tmp_path / "store"),
+           "--out", str(tmp_path / "report")]
+    proc = subprocess.Popen(cmd, cwd=root, env={**os.environ, "PYTHONUNBUFFERED": "1"}, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    output, deadline = [], time.monotonic() + 300
+    for line in proc.stdout:
+        output.append(line)
+        if "/60 episodes" in line and "2/60" in line:
+            proc.send_signal(signal.SIGTERM)
+            break
+        assert time.monotonic() < deadline, "".join(output)
+    output += proc.stdout.readlines()
+    proc.wait(timeout=120)
+    text = "".join(output)
+    assert proc.returncode == 130 and "stopped: the episodes that finished are in" in text, text
+    logged = len(re.findall(r"greedy on valid_unseen: \d+/60 episodes", text))
+    assert 2 <= logged < 60 and ExperienceStore(tmp_path / "store", create=False).count() == logged, text
+    assert not (tmp_path / "report" / "results.json").exists()  # a stopped run writes no partial report
 
 
 def test_samples_against_one_shared_prompt_cache_equal_samples_against_repeated_copies(model_dir, conversations):

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from typing import Any
 
 
 def _draft(seq: list[int], size: int, longest: int = 3) -> list[int]:
@@ -71,19 +72,16 @@ def acceptance(student: str, store: str, size: int, max_episodes: int) -> tuple[
     return tokens, passes, episodes
 
 
-def forward_seconds(student: str, rows: int, cached: int, new: int, repeats: int) -> float:
+def forward_seconds(engine: Any, rows: int, cached: int, new: int, repeats: int) -> float:
     """Seconds of one forward pass of ``rows`` rows with ``new`` tokens each over ``cached`` cached tokens.
 
     The pass runs as the replay engine's do: its model (with the engine's attention) over the engine's
     growing cache, whose buffers already have room for the new tokens (no copy of the cache per pass).
     """
-    import inspect
-
     import torch
 
-    from agentkd.replay.engine import ReplayEngine, _growing_cache
+    from agentkd.replay.engine import _growing_cache
 
-    engine = ReplayEngine(student)
     model, config = engine.model, engine.model.config
     heads = getattr(config, "num_key_value_heads", config.num_attention_heads)
     dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
@@ -92,15 +90,13 @@ def forward_seconds(student: str, rows: int, cached: int, new: int, repeats: int
     ids = torch.randint(100, config.vocab_size, (rows, new))
     mask = torch.ones(rows, cached + new, dtype=torch.long)
     positions = torch.arange(cached, cached + new).expand(rows, new)
-    # transformers renamed the cache argument during 5.x (as the replay engine handles it).
-    cache_kw = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
     times = []
     with torch.inference_mode():
         for _ in range(repeats + 1):  # the first pass warms up
             cache = _growing_cache(config, layers, cached)  # the same buffers again, holding `cached` tokens
             started = time.perf_counter()
             model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, logits_to_keep=new,
-                  **{cache_kw: cache})
+                  **{engine._cache_kw: cache})  # the engine's name for transformers' cache argument
             times.append(time.perf_counter() - started)
     return min(times[1:])
 
@@ -120,8 +116,11 @@ def main() -> int:
     per_pass = tokens / passes
     print(f"acceptance: {episodes} episodes, {tokens} reply tokens in {passes} passes with {args.draft} drafted: "
           f"{per_pass:.2f} tokens per pass")
-    one = forward_seconds(args.student, args.rows, args.cached, 1, args.repeats)
-    many = forward_seconds(args.student, args.rows, args.cached, args.draft + 1, args.repeats)
+    from agentkd.replay.engine import ReplayEngine
+
+    engine = ReplayEngine(args.student)
+    one = forward_seconds(engine, args.rows, args.cached, 1, args.repeats)
+    many = forward_seconds(engine, args.rows, args.cached, args.draft + 1, args.repeats)
     print(f"cost: {args.rows} rows over {args.cached} cached tokens: 1 new token {one * 1e3:.0f} ms, "
           f"{args.draft + 1} new tokens {many * 1e3:.0f} ms ({many / one:.2f}x)")
     print(f"implied decode speed-up: {per_pass * one / many:.2f}x (above 1: prompt lookup pays)")

@@ -345,11 +345,48 @@ def test_samples_against_one_shared_prompt_cache_equal_samples_against_repeated_
     assert [lp for _, lp in runs[0]] == pytest.approx([lp for _, lp in runs[1]], abs=1e-3)
 
 
+def test_samples_that_agree_are_decoded_as_one_row_and_split_when_they_differ(model_dir, conversations):
+    """sc@k of a student whose samples mostly agree costs about what greedy costs: samples with the same
+    tokens so far are one row of each decode pass. The samples are the ones one row per sample draws."""
+    import torch
+
+    from agentkd.policies.hf import render_chat
+    from agentkd.replay.engine import GenerationRequest, ReplayEngine
+
+    def run(dedup: bool, temperature: float) -> tuple[list[list[list[int]]], list[int]]:
+        engine = ReplayEngine(str(model_dir), seed=3, dedup_samples=dedup, dtype=torch.float32)
+        widths: list[int] = []
+        hook = engine.model.register_forward_pre_hook(lambda _, args, kwargs: widths.append(
+            kwargs["input_ids"].shape[0]), with_kwargs=True)
+        prompts = [engine.encode(render_chat(engine.tokenizer, c[:2])) for c in conversations[:3]]
+        results = engine.generate([GenerationRequest(key=i, prompt_ids=p, n=4, temperature=temperature,
+                                                     max_new_tokens=12, seed=f"task-{i}")
+                                   for i, p in enumerate(prompts)])
+        hook.remove()
+        return [[s.token_ids for s in samples] for samples in results], widths[1:]  # widths[0]: the prefill
+
+    # Near-zero temperature: the four samples of each prompt agree, so every decode pass has one row a prompt.
+    agreeing, widths = run(True, 1e-4)
+    assert all(len({tuple(ids) for ids in samples}) == 1 for samples in agreeing)
+    assert widths and set(widths) <= {1, 2, 3} and widths[0] == 3
+    assert run(False, 1e-4) == (agreeing, [12] * len(widths))  # one row per sample, the same samples
+    # Samples that partly differ (this random model's next-token distributions are flat: a low temperature),
+    # then all differ: rows split as samples diverge, and the samples are the ones one row per sample draws.
+    for temperature in (0.05, 1.0):
+        differing, widths = run(True, temperature)
+        assert run(False, temperature) == (differing, [12] * len(widths))
+        assert any(len({tuple(ids) for ids in samples}) > 1 for samples in differing)
+        assert max(widths) > 3
+        assert sum(widths) < 12 * len(widths) if temperature < 1 else set(widths) == {12}
+
+
+@pytest.mark.parametrize("layout", ["k_per_episode", "uneven"])
 @pytest.mark.parametrize("path", ["cpu_kernel", "matmul"])
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
-def test_shared_prefix_attention_equals_attention_over_the_whole_cache_in_the_model_dtype(path, dtype):
+def test_shared_prefix_attention_equals_attention_over_the_whole_cache_in_the_model_dtype(path, dtype, layout):
     """Both merges (the CPU's fused kernel, the GPUs' matmuls) give SDPA over prompt + reply, in the
-    model's dtype: bf16 (CUDA, AMX CPUs) once crashed the next projection with a float32 output."""
+    model's dtype: bf16 (CUDA, AMX CPUs) once crashed the next projection with a float32 output. Rows may
+    be k per episode or any number (an episode whose samples agree has one row, a finished one none)."""
     import torch
 
     from agentkd.replay import shared_prefix as sp
@@ -357,7 +394,10 @@ def test_shared_prefix_attention_equals_attention_over_the_whole_cache_in_the_mo
     torch.manual_seed(0)
     dt = getattr(torch, dtype)
     episodes, k, kv_heads, groups, dim, prefix_len, reply_len = 3, 4, 2, 3, 16, 20, 5
-    rows, heads = episodes * k, kv_heads * groups
+    heads = kv_heads * groups
+    uneven = torch.tensor([0, 0, 2, 2, 2])  # episode 1 has no row left, episode 2 the most
+    episode = torch.arange(episodes).repeat_interleave(k) if layout == "k_per_episode" else uneven
+    rows = len(episode)
     prefix_keys = torch.randn(episodes, kv_heads, prefix_len, dim, dtype=dt)
     prefix_values = torch.randn(episodes, kv_heads, prefix_len, dim, dtype=dt)
     prefix_mask = torch.ones(episodes, prefix_len, dtype=torch.bool)
@@ -369,10 +409,12 @@ def test_shared_prefix_attention_equals_attention_over_the_whole_cache_in_the_mo
     value = torch.randn(rows, kv_heads, reply_len, dim, dtype=dt)
     context = sp.SharedPrefix(layers=[(prefix_keys, prefix_values)], prefix_mask=prefix_mask, samples=k,
                               reply_mask=reply_mask)
+    if layout == "uneven":
+        context.place(episode, episodes)
+        assert context.samples == 3
     out = sp._decode_attention(query, key, value, context, 0, dim ** -0.5, fused_cpu=path == "cpu_kernel").to(dt)
 
     # Reference: each row's own copy of its prompt, then its reply, in float32 SDPA.
-    episode = torch.arange(rows) // k
     keys = torch.cat([prefix_keys[episode], key], dim=2).float().repeat_interleave(groups, dim=1)
     values = torch.cat([prefix_values[episode], value], dim=2).float().repeat_interleave(groups, dim=1)
     mask = torch.cat([prefix_mask[episode], reply_mask], dim=1)[:, None, None, :]
@@ -535,3 +577,15 @@ def test_nucleus_sampling_keeps_exactly_the_nucleus_whether_or_not_it_lies_in_th
     flat = torch.zeros((rows, 1000))  # the nucleus is 900 tokens, far past the first ranks
     tokens, _ = engine._pick(flat, temperature, top_p)
     assert len(set(tokens.tolist())) > 200 and max(tokens.tolist()) < 1000
+
+
+def test_bench_replay_prints_each_comparison_side_by_side():
+    from typer.testing import CliRunner
+
+    from agentkd.cli import app
+
+    result = CliRunner().invoke(app, ["bench", "replay", "--episodes", "2", "--samples", "2", "--max-steps", "1"])
+    assert result.exit_code == 0, result.output
+    for row in ("2 samples vs greedy", "one row per sample", "prompt cache copied per sample",
+                "batched vs one after another", "prefix reuse vs recompute"):
+        assert row in result.output

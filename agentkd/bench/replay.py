@@ -7,7 +7,8 @@ Three comparisons on the same student, tasks and machine, in one run:
 
 1. **k samples vs greedy** — one engine call for 8 episodes in mid-episode (their previous step
    cached, as in a run), with ``k`` samples each vs one greedy reply each; the ratio of wall times
-   (naive sampling costs k×).
+   (naive sampling costs k×). Beside it the same k samples decoded one row per sample (agreeing
+   samples not merged), and with the prompt's cache copied per sample.
 2. **batched vs one after another** — the same episodes played all at once (one engine call per
    step for all of them) vs one episode at a time; the ratio of env steps per second.
 3. **prefix reuse vs recompute** — the batched run again with the prefix cache off, so every step
@@ -72,8 +73,11 @@ def bench_replay(student: str | Path | None = None, *, episodes: int = 32, sampl
         conversations = [trajectory_messages(play_expert(task)) for task in tasks[:8]]
         turn = min(4, min((len(c) - 3) // 2 for c in conversations))
         timings = {}
-        for name, n, temperature in (("greedy", 1, 0.0), ("sampled", samples, 0.4), ("repeated", samples, 0.4)):
-            engine.shared_attention = name != "repeated" and engine.shared_attention  # "repeated": k cache copies
+        runs = (("greedy", 1, 0.0), ("sampled", samples, 0.4), ("row_per_sample", samples, 0.4),
+                ("repeated", samples, 0.4))
+        for name, n, temperature in runs:
+            engine.shared_attention = name != "repeated" and shared  # "repeated": k cache copies
+            engine.dedup_samples = name != "row_per_sample"  # a row per sample even where samples agree
             def call(t: int, n: int = n, temperature: float = temperature, name: str = name) -> list[Any]:
                 return engine.generate([GenerationRequest(
                     key=(name, i), prompt_ids=engine.encode(render_chat(engine.tokenizer, c[: 2 + 2 * t])), n=n,
@@ -88,7 +92,8 @@ def bench_replay(student: str | Path | None = None, *, episodes: int = 32, sampl
             out[f"{name}_step_s"] = round(timings[name], 3)
         out["k_vs_greedy_time"] = round(timings["sampled"] / timings["greedy"], 2)
         out["repeated_vs_greedy_time"] = round(timings["repeated"] / timings["greedy"], 2)
-        engine.shared_attention = shared
+        out["row_per_sample_vs_greedy_time"] = round(timings["row_per_sample"] / timings["greedy"], 2)
+        engine.shared_attention, engine.dedup_samples = shared, True
         out["k_vs_greedy_step"] = turn
 
         # 2. and 3. whole episodes: batched vs sequential, prefix reuse vs recompute

@@ -189,6 +189,8 @@ def bench_replay_cmd(
     table.add_column("ratio", justify="right")
     table.add_row(f"step {r['k_vs_greedy_step']}, {samples} samples vs greedy (8 episodes)",
                   f"{r['sampled_step_s']:.2f} s vs {r['greedy_step_s']:.2f} s", f"{r['k_vs_greedy_time']:.2f}x time")
+    table.add_row("  the same, one row per sample (agreeing samples not merged)", f"{r['row_per_sample_step_s']:.2f} s",
+                  f"{r['row_per_sample_vs_greedy_time']:.2f}x time")
     table.add_row("  the same, prompt cache copied per sample", f"{r['repeated_step_s']:.2f} s",
                   f"{r['repeated_vs_greedy_time']:.2f}x time")
     table.add_row("batched vs one after another",

@@ -13,7 +13,8 @@
 3. **Shared prompt for samples.** For ``n`` samples the prompt is prefilled once, and the samples
    decode against that one copy of its cache (:mod:`agentkd.replay.shared_prefix`).
 4. **One decode loop** for every row: one token per forward pass, finished rows masked out, until
-   every row has stopped or hit ``max_new_tokens``.
+   every row has stopped or hit ``max_new_tokens``. Samples of a prompt that have drawn the same
+   tokens so far are one row of that pass (a fine-tuned student's samples mostly agree).
 
 Imports torch and transformers only. Works on CPU and CUDA (bf16 + SDPA by default on GPUs).
 """
@@ -87,6 +88,26 @@ class EngineStats:
     generated_tokens: int = 0
     seconds: float = 0.0
     rows: list[int] = field(default_factory=list)  # decode rows per call
+
+
+class _Decoding:
+    """Per sample of one decode loop: its tokens so far (-1 once finished), sum of log-probs, stopped, done."""
+
+    def __init__(self, rows: int, device: Any) -> None:
+        import torch
+
+        self.tokens: list[Any] = []  # one (rows,) tensor per step
+        self.logprob = torch.zeros(rows, dtype=torch.float32, device=device)
+        self.stopped = torch.zeros(rows, dtype=torch.bool, device=device)
+        self.done = torch.zeros(rows, dtype=torch.bool, device=device)
+        self.step = 0
+
+    def results(self) -> list[tuple[list[int], float, bool]]:
+        import torch
+
+        table = torch.stack(self.tokens, dim=1).tolist()
+        return [([t for t in row if t >= 0], float(lp), bool(st))
+                for row, lp, st in zip(table, self.logprob.tolist(), self.stopped.tolist(), strict=True)]
 
 
 def _growing_cache(model_config: Any, layers: list[tuple[Any, Any]] | None, length: int = 0) -> Any:
@@ -166,6 +187,8 @@ class ReplayEngine:
             (repeatable for the same batches in the same order).
         shared_attention: decode samples against one copy of their prompt's cache
             (:mod:`agentkd.replay.shared_prefix`); off, the prompt rows are repeated per sample.
+        dedup_samples: with shared attention, samples that have drawn the same tokens so far are decoded as one
+            row (:meth:`_decode_samples`); off, one row per sample (to measure the difference).
         trim_heap: return the heap's free pages to the system after a call
             (:func:`agentkd.models.student.trim_cpu_heap`), at most once per :attr:`TRIM_EVERY_S` seconds of
             generation (a trim walks the heap: after every millisecond call it would cost more than the call);
@@ -177,7 +200,7 @@ class ReplayEngine:
 
     def __init__(self, model: Any, tokenizer: Any = None, *, device: Any = None, dtype: Any = None,
                  allow_download: bool = False, max_cached: int = 1024, max_rows: int = 1024, seed: int = 0,
-                 shared_attention: bool = True, trim_heap: bool | None = None) -> None:
+                 shared_attention: bool = True, dedup_samples: bool = True, trim_heap: bool | None = None) -> None:
         import torch
 
         from agentkd.models.generation import load_for_generation
@@ -193,6 +216,7 @@ class ReplayEngine:
         # every new token would cost more time and memory than the prefill's attention.
         self._last_logits = {"logits_to_keep": 1} if "logits_to_keep" in params else {}
         self.shared_attention = install(self.model) if shared_attention else False
+        self.dedup_samples = dedup_samples
         self.max_cached = max_cached
         self.max_rows = max_rows
         self.seed = seed
@@ -296,21 +320,6 @@ class ReplayEngine:
         # ---- samples share their prompt's prefill; decode all rows together ----
         rows = [i for i, request in enumerate(requests) for _ in range(max(1, request.n))]
         index = torch.tensor(rows, device=device)
-        logits = logits[index]
-        shared = None
-        samples = {max(1, request.n) for request in requests}
-        if self.shared_attention and len(samples) == 1 and samples != {1}:
-            # One copy of each prompt's cache; the samples attend to it through the shared-prefix attention.
-            shared = SharedPrefix(layers=[(layer.keys, layer.values) for layer in cache.layers],
-                                  prefix_mask=mask.to(device).bool(), samples=samples.pop())
-            cache = _growing_cache(self.model.config, None)
-            mask = torch.zeros((len(rows), 0), dtype=torch.long, device=device)
-        elif len(rows) == batch:  # one sample per prompt: the prefill's cache as it is, not a copy
-            mask = mask.to(device)
-        else:  # repeat each prompt's rows once per sample
-            cache.batch_select_indices(index)
-            mask = mask.to(device)[index]
-        next_pos = torch.tensor([len(prompts[i]) for i in rows], device=device)
         temperature = torch.tensor([requests[i].temperature for i in rows], device=device, dtype=torch.float32)
         top_p = torch.tensor([requests[i].top_p for i in rows], device=device, dtype=torch.float32)
         budget = torch.tensor([budgets[i] for i in rows], device=device)
@@ -319,8 +328,23 @@ class ReplayEngine:
         for request in requests:
             draws += [random.Random(f"{self.seed}:{request.seed}:{j}") if request.seed is not None else None
                       for j in range(max(1, request.n))]
-        generated = self._decode(logits, cache, mask, next_pos, temperature, top_p, budget, shared,
-                                 cursors if any(cursors) else None, draws if any(draws) else None)
+        sampling = (temperature, top_p, budget, cursors if any(cursors) else None, draws if any(draws) else None)
+        samples = {max(1, request.n) for request in requests}
+        if self.shared_attention and len(samples) == 1 and samples != {1}:
+            # One copy of each prompt's cache; the samples attend to it through the shared-prefix attention.
+            shared = SharedPrefix(layers=[(layer.keys, layer.values) for layer in cache.layers],
+                                  prefix_mask=mask.to(device).bool(), samples=samples.pop())
+            prompt_len = torch.tensor([len(ids) for ids in prompts], device=device)
+            generated = self._decode_samples(logits, index, shared, prompt_len, *sampling)
+        else:
+            logits = logits[index]
+            if len(rows) == batch:  # one sample per prompt: the prefill's cache as it is, not a copy
+                mask = mask.to(device)
+            else:  # repeat each prompt's rows once per sample
+                cache.batch_select_indices(index)
+                mask = mask.to(device)[index]
+            next_pos = torch.tensor([len(prompts[i]) for i in rows], device=device)
+            generated = self._decode(logits, cache, mask, next_pos, *sampling)
 
         results: list[list[Sample]] = [[] for _ in requests]
         for row, (tokens, logprob, stopped) in zip(rows, generated, strict=True):
@@ -338,65 +362,106 @@ class ReplayEngine:
         return results
 
     def _decode(self, logits: Any, cache: Any, mask: Any, next_pos: Any, temperature: Any, top_p: Any,
-                budget: Any, shared: SharedPrefix | None = None, cursors: list[Any] | None = None,
+                budget: Any, cursors: list[Any] | None = None,
                 draws: list[random.Random | None] | None = None) -> list[tuple[list[int], float, bool]]:
         """Sample until every row stopped or used its budget; (tokens, sum of log-probs, stopped) per row.
 
-        ``mask`` covers what each row sees in ``cache``; with ``shared``, ``cache`` holds only the
-        generated tokens and the prompts are attended through the shared-prefix attention.
+        ``mask`` covers what each row sees in ``cache``, which holds each row's prompt; finished rows stay in
+        the batch, fed a masked pad (taking them out would copy every other row's prompt cache).
         ``cursors`` (one per row, or None) restrict a row's next token (constrained action decoding).
         ``draws`` (one per row, or None) are the seeded rows' random streams (see :meth:`_pick`).
         """
         import torch
 
-        rows = logits.shape[0]
-        device = logits.device
-        stop = torch.tensor(self.stop_token_ids or [-1], device=device)
-        done = torch.zeros(rows, dtype=torch.bool, device=device)
-        stopped = torch.zeros(rows, dtype=torch.bool, device=device)
-        logprob = torch.zeros(rows, dtype=torch.float32, device=device)
-        tokens: list[Any] = []
-        step = 0
+        state = _Decoding(logits.shape[0], logits.device)
         while True:
-            if cursors is not None:
-                logits = self._constrain(logits, cursors, done)
-            token, token_logprob = self._pick(logits, temperature, top_p, draws)
-            token = torch.where(done, torch.full_like(token, self.pad_token_id), token)
-            if cursors is not None:
-                for cursor, t, finished in zip(cursors, token.tolist(), done.tolist(), strict=True):
-                    if cursor is not None and not finished:
-                        cursor.advance(t)
-            logprob += torch.where(done, torch.zeros_like(token_logprob), token_logprob)
-            tokens.append(torch.where(done, torch.full_like(token, -1), token))
-            step += 1
-            hit_stop = torch.isin(token, stop) & ~done
-            stopped |= hit_stop
-            done |= hit_stop | (step >= budget)
-            if bool(done.all()):
-                break
-            # Feed the new tokens; rows already done see a masked pad.
-            mask = torch.cat([mask, (~done).long().unsqueeze(1)], dim=1)
+            live = (~state.done).nonzero().squeeze(1)
+            token = self._advance(state, logits[live], live, temperature, top_p, budget, cursors, draws)
+            if bool(state.done.all()):
+                return state.results()
+            feed = torch.full_like(state.done, self.pad_token_id, dtype=torch.long)
+            feed[live] = token
+            mask = torch.cat([mask, (~state.done).long().unsqueeze(1)], dim=1)
             with torch.inference_mode():
-                if shared is None:
-                    out = self.model(input_ids=token.unsqueeze(1), attention_mask=mask,
-                                     position_ids=next_pos.unsqueeze(1), use_cache=True, **{self._cache_kw: cache})
-                else:
-                    shared.reply_mask = mask.bool()
-                    with shared_prefix(shared):
-                        out = self.model(input_ids=token.unsqueeze(1), position_ids=next_pos.unsqueeze(1),
-                                         use_cache=True, **{self._cache_kw: cache})
+                out = self.model(input_ids=feed.unsqueeze(1), attention_mask=mask,
+                                 position_ids=next_pos.unsqueeze(1), use_cache=True, **{self._cache_kw: cache})
             logits = out.logits[:, -1, :].float()
-            next_pos = next_pos + (~done).long()
-        table = torch.stack(tokens, dim=1).tolist()
-        return [([t for t in row if t >= 0], float(lp), bool(st))
-                for row, lp, st in zip(table, logprob.tolist(), stopped.tolist(), strict=True)]
+            next_pos = next_pos + (~state.done).long()
 
-    def _constrain(self, logits: Any, cursors: list[Any], done: Any) -> Any:
+    def _decode_samples(self, logits: Any, owner: Any, shared: SharedPrefix, prompt_len: Any, temperature: Any,
+                        top_p: Any, budget: Any, cursors: list[Any] | None = None,
+                        draws: list[random.Random | None] | None = None) -> list[tuple[list[int], float, bool]]:
+        """:meth:`_decode` for the samples of prompts whose caches are shared (``shared``): one row of the
+        forward pass per distinct reply so far.
+
+        ``logits``: per prompt, after its prefill; ``owner``: each sample's prompt. Samples of a prompt that
+        have drawn the same tokens so far have the same next-token distribution, so they are one row of the
+        forward pass, and each draws its own next token from it: the samples are the ones k rows would give
+        (with ``dedup_samples`` off, each sample is its own row). A row splits when its samples draw different
+        tokens and leaves when they have all finished. A fine-tuned student's samples mostly agree.
+        """
+        import torch
+
+        device = logits.device
+        state = _Decoding(owner.shape[0], device)
+        owner = owner.clone()  # sample -> its row of `logits`
+        episode = torch.arange(logits.shape[0], device=device)  # row of the forward pass -> its prompt
+        episodes, vocab = len(episode), logits.shape[-1]
+        cache = _growing_cache(self.model.config, None)  # the replies' keys and values only
+        while True:
+            live = (~state.done).nonzero().squeeze(1)
+            token = self._advance(state, logits[owner[live]], live, temperature, top_p, budget, cursors, draws)
+            if bool(state.done.all()):
+                return state.results()
+            going = ~state.done[live]
+            samples, token = live[going], token[going]
+            parent = owner[samples]
+            if self.dedup_samples:  # one row per (row, token) drawn; sorted, so rows stay grouped by prompt
+                rows, inverse = torch.unique(parent * vocab + token, return_inverse=True)
+                parent, token = rows // vocab, rows % vocab
+                owner[samples] = inverse
+            else:
+                owner[samples] = torch.arange(len(samples), device=device)
+            if len(parent) != len(episode) or not torch.equal(parent, torch.arange(len(parent), device=device)):
+                cache.batch_select_indices(parent)
+            episode = episode[parent]
+            shared.place(episode, episodes)
+            shared.reply_mask = torch.ones((len(parent), state.step), dtype=torch.bool, device=device)
+            with torch.inference_mode(), shared_prefix(shared):
+                out = self.model(input_ids=token.unsqueeze(1), position_ids=(prompt_len[episode] + state.step - 1
+                                                                             ).unsqueeze(1),
+                                 use_cache=True, **{self._cache_kw: cache})
+            logits = out.logits[:, -1, :].float()
+
+    def _advance(self, state: _Decoding, logits: Any, live: Any, temperature: Any, top_p: Any, budget: Any,
+                 cursors: list[Any] | None, draws: list[random.Random | None] | None) -> Any:
+        """One token for each of the rows ``live`` (``logits``: theirs), recorded in ``state``; returns the tokens."""
+        import torch
+
+        rows = live.tolist()
+        if cursors is not None:
+            logits = self._constrain(logits, [cursors[i] for i in rows])
+        token, token_logprob = self._pick(logits, temperature[live], top_p[live],
+                                          [draws[i] for i in rows] if draws is not None else None)
+        if cursors is not None:
+            for i, t in zip(rows, token.tolist(), strict=True):
+                if cursors[i] is not None:
+                    cursors[i].advance(t)
+        state.step += 1
+        recorded = torch.full_like(state.logprob, -1, dtype=torch.long)
+        recorded[live] = token
+        state.tokens.append(recorded)
+        state.logprob[live] += token_logprob
+        hit = torch.isin(token, torch.tensor(self.stop_token_ids or [-1], device=token.device))
+        state.stopped[live[hit]] = True
+        state.done[live[hit | (state.step >= budget[live])]] = True
+        return token
+
+    def _constrain(self, logits: Any, cursors: list[Any]) -> Any:
         """Logits with every token a row's cursor does not allow set to -inf (a dead end may only stop)."""
         import torch
 
-        finished = done.tolist()
-        limited = [(i, c.allowed()) for i, c in enumerate(cursors) if c is not None and not finished[i]]
+        limited = [(i, c.allowed()) for i, c in enumerate(cursors) if c is not None]
         limited = [(i, allowed or self.stop_token_ids[:1]) for i, allowed in limited if allowed is not None]
         if not limited:
             return logits

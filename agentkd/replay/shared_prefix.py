@@ -39,6 +39,19 @@ class SharedPrefix:
     samples: int  # rows per episode; sample rows are grouped by episode
     reply_mask: Any = None  # (rows, reply_len) bool: generated tokens each row sees (set every step)
     prefix_bias: Any = None  # prefix_mask as an additive mask (0 / -inf), built on first use
+    # Each row's place in the (episodes x samples) grid of queries, when episodes have different numbers of rows
+    # (see place); None: rows fill the grid in order.
+    slots: Any = None
+
+    def place(self, episode: Any, episodes: int) -> None:
+        """Rows whose episodes are ``episode`` (grouped, in order; some may have none): the grid is as wide as
+        the most rows an episode has, and the prompt part attends for the empty places too (and drops them)."""
+        import torch
+
+        counts = torch.bincount(episode, minlength=episodes)
+        self.samples = int(counts.max())
+        first = torch.cumsum(counts, 0) - counts  # each episode's first row
+        self.slots = episode * self.samples + torch.arange(len(episode), device=episode.device) - first[episode]
 
 
 @contextmanager
@@ -107,14 +120,19 @@ def _decode_attention(query: Any, key: Any, value: Any, context: SharedPrefix, l
     episodes, kv_heads = prefix_keys.shape[:2]
     rows, heads, _, dim = query.shape
     k, groups = context.samples, heads // kv_heads
+    grid = query
+    if context.slots is not None:
+        grid = query.new_zeros((episodes * k, heads, 1, dim))
+        grid[context.slots] = query
     # Each episode's k samples' queries against one copy of its prompt: (episodes, kv_heads, groups * k, dim).
-    q = query.view(episodes, k, kv_heads, groups, dim).permute(0, 2, 3, 1, 4).reshape(episodes, kv_heads, groups * k,
+    q = grid.view(episodes, k, kv_heads, groups, dim).permute(0, 2, 3, 1, 4).reshape(episodes, kv_heads, groups * k,
                                                                                       dim)
     prefix = _prefix_fused_cpu if (query.device.type == "cpu" if fused_cpu is None else fused_cpu) else _prefix_matmul
     prefix_out, prefix_lse = prefix(q, prefix_keys, prefix_values, context, scale)
 
     def to_rows(x: Any) -> Any:  # (episodes, kv_heads, groups * k, d) -> (rows, heads, 1, d)
-        return x.view(episodes, kv_heads, groups, k, -1).permute(0, 3, 1, 2, 4).reshape(rows, heads, 1, -1)
+        x = x.view(episodes, kv_heads, groups, k, -1).permute(0, 3, 1, 2, 4).reshape(episodes * k, heads, 1, -1)
+        return x if context.slots is None else x[context.slots]
 
     # Reply part: each row against its own generated tokens (GQA heads expanded; replies are short).
     reply_keys = key.repeat_interleave(groups, dim=1)

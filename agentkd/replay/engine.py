@@ -376,7 +376,7 @@ class ReplayEngine:
         state = _Decoding(logits.shape[0], logits.device)
         while True:
             live = (~state.done).nonzero().squeeze(1)
-            token = self._advance(state, logits[live], live, temperature, top_p, budget, cursors, draws)
+            token = self._advance(state, logits[live], None, live, temperature, top_p, budget, cursors, draws)
             if bool(state.done.all()):
                 return state.results()
             feed = torch.full_like(state.done, self.pad_token_id, dtype=torch.long)
@@ -410,7 +410,7 @@ class ReplayEngine:
         cache = _growing_cache(self.model.config, None)  # the replies' keys and values only
         while True:
             live = (~state.done).nonzero().squeeze(1)
-            token = self._advance(state, logits[owner[live]], live, temperature, top_p, budget, cursors, draws)
+            token = self._advance(state, logits, owner[live], live, temperature, top_p, budget, cursors, draws)
             if bool(state.done.all()):
                 return state.results()
             going = ~state.done[live]
@@ -433,16 +433,23 @@ class ReplayEngine:
                                  use_cache=True, **{self._cache_kw: cache})
             logits = out.logits[:, -1, :].float()
 
-    def _advance(self, state: _Decoding, logits: Any, live: Any, temperature: Any, top_p: Any, budget: Any,
-                 cursors: list[Any] | None, draws: list[random.Random | None] | None) -> Any:
-        """One token for each of the rows ``live`` (``logits``: theirs), recorded in ``state``; returns the tokens."""
+    def _advance(self, state: _Decoding, logits: Any, owner: Any, live: Any, temperature: Any, top_p: Any,
+                 budget: Any, cursors: list[Any] | None, draws: list[random.Random | None] | None) -> Any:
+        """One token for each of the samples ``live``, recorded in ``state``; returns the tokens.
+
+        ``logits`` has a row per distinct history and ``owner`` says whose each live sample is (None: a row per
+        live sample). Samples of one row share its request (temperature, top_p, constraint) and their
+        cursors are in the same state, so a row is constrained and ranked once: only the draw is the sample's.
+        """
         import torch
 
         rows = live.tolist()
+        first = live if owner is None else torch.empty(len(logits), dtype=torch.long, device=live.device).scatter_(
+            0, owner, live)  # a sample of each row (any: they agree on all but the draw)
         if cursors is not None:
-            logits = self._constrain(logits, [cursors[i] for i in rows])
-        token, token_logprob = self._pick(logits, temperature[live], top_p[live],
-                                          [draws[i] for i in rows] if draws is not None else None)
+            logits = self._constrain(logits, [cursors[i] for i in first.tolist()])
+        token, token_logprob = self._pick(logits, temperature[first], top_p[first],
+                                          [draws[i] for i in rows] if draws is not None else None, owner)
         if cursors is not None:
             for i, t in zip(rows, token.tolist(), strict=True):
                 if cursors[i] is not None:
@@ -473,20 +480,24 @@ class ReplayEngine:
             logits[i] = row
         return logits
 
-    def _pick(self, logits: Any, temperature: Any, top_p: Any,
-              draws: list[random.Random | None] | None = None) -> tuple[Any, Any]:
-        """Next token per row (greedy where temperature is 0, else temperature + nucleus sampling).
+    def _pick(self, logits: Any, temperature: Any, top_p: Any, draws: list[random.Random | None] | None = None,
+              owner: Any = None) -> tuple[Any, Any]:
+        """Next token per sample (greedy where temperature is 0, else temperature + nucleus sampling).
 
-        A sampled row takes one uniform number per token, from its own stream in ``draws`` where it has
-        one (a seeded request), else from the engine's generator, and picks by the nucleus's cumulative mass.
+        ``logits``, ``temperature`` and ``top_p`` are per row; ``owner`` gives each sample's row (None: one
+        sample per row). The ranking is done once per row; each sample takes one uniform number per token,
+        from its own stream in ``draws`` where it has one (a seeded request), else from the engine's
+        generator, and picks by the nucleus's cumulative mass.
         """
         import torch
 
+        rows = torch.arange(len(logits), device=logits.device) if owner is None else owner
         logprobs = torch.log_softmax(logits, dim=-1)
         greedy = logits.argmax(dim=-1)
         sampling = temperature > 0
         if not bool(sampling.any()):
-            return greedy, logprobs.gather(1, greedy.unsqueeze(1)).squeeze(1)
+            token = greedy[rows]
+            return token, logprobs[rows, token]
         scaled = logits / temperature.clamp(min=1e-5).unsqueeze(1)
         probs = torch.softmax(scaled, dim=-1)
         # The nucleus almost always lies in the first few ranks: sort only the top candidates (sorting the
@@ -497,17 +508,17 @@ class ReplayEngine:
             sorted_probs, order = probs.sort(dim=-1, descending=True)
         before = sorted_probs.cumsum(dim=-1) - sorted_probs  # mass of the tokens ranked above each one
         sorted_probs = sorted_probs.masked_fill(before >= top_p.unsqueeze(1), 0.0)
-        uniform = torch.rand(len(sorted_probs), generator=self.generator, device=sorted_probs.device)
+        mass, order = sorted_probs.cumsum(dim=-1)[rows], order[rows]
+        uniform = torch.rand(len(rows), generator=self.generator, device=mass.device)
         if draws is not None:
             seeded = [i for i, draw in enumerate(draws) if draw is not None]
             uniform[seeded] = torch.tensor([draws[i].random() for i in seeded], device=uniform.device)
-        mass = sorted_probs.cumsum(dim=-1)
         # The first rank whose cumulative mass exceeds u x the nucleus's mass (ranks left out hold no mass).
         choice = torch.searchsorted(mass, (uniform * mass[:, -1]).unsqueeze(1), right=True)
         choice = choice.clamp(max=mass.shape[1] - 1).squeeze(1)
         sampled = order.gather(1, choice.unsqueeze(1)).squeeze(1)
-        token = torch.where(sampling, sampled, greedy)
-        return token, logprobs.gather(1, token.unsqueeze(1)).squeeze(1)
+        token = torch.where(sampling[rows], sampled, greedy[rows])
+        return token, logprobs[rows, token]
 
     def _stack_prefixes(self, reused: list[tuple[_Prefix | None, int]], past_len: int,
                         room: int = 0) -> list[tuple[Any, Any]]:

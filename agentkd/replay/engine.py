@@ -427,10 +427,10 @@ class ReplayEngine:
             episode = episode[parent]
             shared.place(episode, episodes)
             shared.reply_mask = torch.ones((len(parent), state.step), dtype=torch.bool, device=device)
+            position = prompt_len[episode] + state.step - 1  # of the token fed: the reply's step-th
             with torch.inference_mode(), shared_prefix(shared):
-                out = self.model(input_ids=token.unsqueeze(1), position_ids=(prompt_len[episode] + state.step - 1
-                                                                             ).unsqueeze(1),
-                                 use_cache=True, **{self._cache_kw: cache})
+                out = self.model(input_ids=token.unsqueeze(1), position_ids=position.unsqueeze(1), use_cache=True,
+                                 **{self._cache_kw: cache})
             logits = out.logits[:, -1, :].float()
 
     def _advance(self, state: _Decoding, logits: Any, owner: Any, live: Any, temperature: Any, top_p: Any,

@@ -93,9 +93,10 @@ class EngineStats:
 class _Decoding:
     """Per sample of one decode loop: its tokens so far (-1 once finished), sum of log-probs, stopped, done."""
 
-    def __init__(self, rows: int, device: Any) -> None:
+    def __init__(self, rows: int, device: Any, stop_token_ids: list[int]) -> None:
         import torch
 
+        self.stop = torch.tensor(stop_token_ids or [-1], device=device)
         self.tokens: list[Any] = []  # one (rows,) tensor per step
         self.logprob = torch.zeros(rows, dtype=torch.float32, device=device)
         self.stopped = torch.zeros(rows, dtype=torch.bool, device=device)
@@ -373,7 +374,7 @@ class ReplayEngine:
         """
         import torch
 
-        state = _Decoding(logits.shape[0], logits.device)
+        state = _Decoding(logits.shape[0], logits.device, self.stop_token_ids)
         while True:
             live = (~state.done).nonzero().squeeze(1)
             token = self._advance(state, logits[live], None, live, temperature, top_p, budget, cursors, draws)
@@ -403,7 +404,7 @@ class ReplayEngine:
         import torch
 
         device = logits.device
-        state = _Decoding(owner.shape[0], device)
+        state = _Decoding(owner.shape[0], device, self.stop_token_ids)
         owner = owner.clone()  # sample -> its row of `logits`
         episode = torch.arange(logits.shape[0], device=device)  # row of the forward pass -> its prompt
         episodes, vocab = len(episode), logits.shape[-1]
@@ -459,7 +460,7 @@ class ReplayEngine:
         recorded[live] = token
         state.tokens.append(recorded)
         state.logprob[live] += token_logprob
-        hit = torch.isin(token, torch.tensor(self.stop_token_ids or [-1], device=token.device))
+        hit = torch.isin(token, state.stop)
         state.stopped[live[hit]] = True
         state.done[live[hit | (state.step >= budget[live])]] = True
         return token

@@ -36,7 +36,7 @@ class SharedPrefix:
 
     layers: list[tuple[Any, Any]]  # per layer: keys, values of shape (episodes, kv_heads, prefix_len, dim)
     prefix_mask: Any  # (episodes, prefix_len) bool: real prompt tokens (padding and holes are False)
-    samples: int  # rows per episode; sample rows are grouped by episode
+    samples: int  # the grid's width: rows per episode (the most any episode has, after place); grouped by episode
     reply_mask: Any = None  # (rows, reply_len) bool: generated tokens each row sees (set every step)
     prefix_bias: Any = None  # prefix_mask as an additive mask (0 / -inf), built on first use
     # Each row's place in the (episodes x samples) grid of queries, when episodes have different numbers of rows

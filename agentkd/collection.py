@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from agentkd.agents.env_agent import BatchingPolicy, build_env_agent, run_episode
+from agentkd.agents.journal import EpisodeJournal
 from agentkd.envs import load_tasks, make_env
 from agentkd.errors import AgentKDError, ConfigError
 from agentkd.policies.base import Policy
@@ -150,8 +151,9 @@ class _Writer:
     """
 
     def __init__(self, store: TrajectoryStore, flush_every: int, on_stored: Callable[[int], None],
-                 backlog_batches: int = 4):
+                 backlog_batches: int = 4, journal: EpisodeJournal | None = None):
         self.store = store
+        self.journal = journal  # a stored trajectory's journal is deleted
         self.flush_every = flush_every
         self.backlog = flush_every * backlog_batches
         self.on_stored = on_stored
@@ -171,6 +173,9 @@ class _Writer:
         while len(self.pending) >= (self.flush_every if full_batches_only else 1):
             batch, self.pending = self.pending[: self.flush_every], self.pending[self.flush_every:]
             await asyncio.to_thread(self.store.upsert, batch)
+            if self.journal is not None:
+                for trajectory in batch:
+                    self.journal.discard(trajectory.trajectory_id)
             self.on_stored(len(batch))
 
     async def close(self) -> None:
@@ -186,7 +191,7 @@ async def collect_async(policy: Policy, env_name: str, plan: list[tuple[Task, in
                         on_stored: Callable[[int], None] | None = None,
                         on_failure: Callable[[EpisodeFailure], None] | None = None,
                         tags: Sequence[str] = ("collect",), metadata: dict[str, Any] | None = None,
-                        callbacks: Any = None) -> CollectSummary:
+                        callbacks: Any = None, journal: str | Path | None = None) -> CollectSummary:
     """Play the planned episodes that the store does not have yet; returns what happened.
 
     A failing episode is recorded in ``summary.failures`` and the others go on; the run stops with
@@ -194,7 +199,9 @@ async def collect_async(policy: Policy, env_name: str, plan: list[tuple[Task, in
     (:func:`is_fatal`), keeping every finished trajectory. A re-run plays the failed episodes again. Cancelled
     (``asyncio.run`` does that on Ctrl-C), it stops the episodes still playing and writes every finished one first.
     ``tags``, ``metadata`` and ``callbacks`` go to each episode's LangGraph run, for LangSmith or any
-    LangChain tracer (:func:`~agentkd.agents.env_agent.trace_config`).
+    LangChain tracer (:func:`~agentkd.agents.env_agent.trace_config`). With a ``journal`` folder, every step is
+    journaled as it is played, so an episode stopped mid-way resumes from its last step when the run is started
+    again (:mod:`agentkd.agents.journal`).
     """
     if callable(hold := getattr(store, "hold_writer_lock", None)):
         hold()  # a second process writing into the same store folder fails now, not after playing
@@ -203,7 +210,10 @@ async def collect_async(policy: Policy, env_name: str, plan: list[tuple[Task, in
     todo = [ids[i] for i in ids if i not in existing]
     summary = CollectSummary(requested=len(ids), already_stored=len(existing))
     batching = policy if isinstance(policy, BatchingPolicy) else BatchingPolicy(policy, max_batch=max(1, workers))
-    writer = _Writer(store, flush_every, on_stored or (lambda n: None))
+    journaled = EpisodeJournal(journal) if journal is not None else None
+    if journaled is not None:
+        journaled.discard_stored(set(existing))
+    writer = _Writer(store, flush_every, on_stored or (lambda n: None), journal=journaled)
     slots = asyncio.Semaphore(max(1, workers))
     started = time.perf_counter()
 
@@ -211,7 +221,7 @@ async def collect_async(policy: Policy, env_name: str, plan: list[tuple[Task, in
         async with slots:  # held until the writer accepts the trajectory: that bounds the backlog
             env = make_env(env_name, max_steps=max_steps)
             try:
-                agent = build_env_agent(env, batching, max_steps=max_steps)
+                agent = build_env_agent(env, batching, max_steps=max_steps, journal=journaled)
                 trajectory = await run_episode(agent, task, seed=seed, max_steps=max_steps, tags=tags,
                                                metadata={"policy": policy.info.name, **(metadata or {})},
                                                callbacks=callbacks)

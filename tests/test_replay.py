@@ -320,8 +320,12 @@ def test_an_evaluation_stopped_with_sigterm_keeps_every_episode_it_logged(model_
     text = "".join(output)
     assert proc.returncode == 130 and "stopped: the episodes that finished are in" in text, text
     logged = len(re.findall(r"greedy on valid_unseen: \d+/60 episodes", text))
-    assert 2 <= logged < 60 and ExperienceStore(tmp_path / "store", create=False).count() == logged, text
+    store = ExperienceStore(tmp_path / "store", create=False)
+    assert 2 <= logged < 60 and store.count() == logged, text
     assert not (tmp_path / "report" / "results.json").exists()  # a stopped run writes no partial report
+    # The episodes still playing left their steps in journals (the re-run resumes them); the stored ones did not.
+    journaled = {path.stem for path in (tmp_path / "store" / "journal").glob("*.jsonl")}
+    assert not journaled & store.has(list(journaled))
 
 
 def test_samples_against_one_shared_prompt_cache_equal_samples_against_repeated_copies(model_dir, conversations):

@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, TypedDict
 
+from agentkd.agents.journal import EpisodeJournal
 from agentkd.env import Env
 from agentkd.policies.base import Decision, Policy, PolicyInput
 from agentkd.schema import Step, Task, Trajectory
@@ -113,8 +114,12 @@ async def _decide(policy: Policy, inp: PolicyInput) -> Decision:
 
 
 def env_agent_graph(env: Env, policy: Policy, *, max_steps: int = 50,
-                    on_finish: Callable[[Trajectory], Any] | None = None):
-    """The uncompiled episode graph (nodes: reset, policy, env, finish)."""
+                    on_finish: Callable[[Trajectory], Any] | None = None, journal: EpisodeJournal | None = None):
+    """The uncompiled episode graph (nodes: reset, policy, env, finish).
+
+    With a ``journal``, every step is journaled as it is played and an episode with a journal resumes after its
+    last journaled step (:mod:`agentkd.agents.journal`); the caller deletes the journal once the trajectory is
+    stored."""
     from langgraph.graph import END, START, StateGraph
 
     # Model policies price their own calls (prices never enter the policy's identity or trajectory ids).
@@ -127,6 +132,11 @@ def env_agent_graph(env: Env, policy: Policy, *, max_steps: int = 50,
         trajectory = Trajectory.start(task, policy.info, seed=state.get("seed", 0))
         if isinstance(policy, BatchingPolicy):
             policy.active += 1
+        resumed = journal.resume(env, task, trajectory, observation) if journal is not None else None
+        if resumed is not None:  # the journaled steps replayed: go on after them
+            return {"clock": started - resumed.elapsed_s, "observation": resumed.observation,
+                    "admissible": resumed.admissible, "reward": resumed.reward, "trajectory": trajectory,
+                    "done": resumed.done or len(trajectory.steps) >= max_steps, "decision": None}
         return {"clock": started, "observation": observation, "admissible": env.admissible_actions(),
                 "reward": 0.0, "done": False, "trajectory": trajectory, "decision": None}
 
@@ -151,6 +161,8 @@ def env_agent_graph(env: Env, policy: Policy, *, max_steps: int = 50,
         ))
         if price is not None:
             trajectory.cost_usd += price(d)
+        if journal is not None:
+            journal.record(trajectory, time.perf_counter() - state["clock"])
         done = done or len(trajectory.steps) >= max_steps
         return {"observation": observation, "admissible": admissible, "reward": reward, "done": done}
 
@@ -170,7 +182,7 @@ def env_agent_graph(env: Env, policy: Policy, *, max_steps: int = 50,
     graph.add_node("env", step)
     graph.add_node("finish", finish)
     graph.add_edge(START, "reset")
-    graph.add_edge("reset", "policy")
+    graph.add_conditional_edges("reset", lambda s: "finish" if s["done"] else "policy", ["finish", "policy"])
     graph.add_edge("policy", "env")
     graph.add_conditional_edges("env", lambda s: "finish" if s["done"] else "policy", ["finish", "policy"])
     graph.add_edge("finish", END)
@@ -178,9 +190,9 @@ def env_agent_graph(env: Env, policy: Policy, *, max_steps: int = 50,
 
 
 def build_env_agent(env: Env, policy: Policy, *, max_steps: int = 50,
-                    on_finish: Callable[[Trajectory], Any] | None = None):
+                    on_finish: Callable[[Trajectory], Any] | None = None, journal: EpisodeJournal | None = None):
     """A compiled LangGraph agent that plays one episode per `invoke`/`ainvoke({"task": ..., "seed": ...})`."""
-    return env_agent_graph(env, policy, max_steps=max_steps, on_finish=on_finish).compile()
+    return env_agent_graph(env, policy, max_steps=max_steps, on_finish=on_finish, journal=journal).compile()
 
 
 def recursion_limit(max_steps: int) -> int:

@@ -250,9 +250,13 @@ def evaluate(
             # flush_every=1: an evaluated episode costs seconds to minutes of generation and its write a few
             # milliseconds, so each is stored as it finishes; a killed evaluation (out of memory, the end of a
             # session) loses only the episodes still playing, and the re-run plays only those.
+            # An embedded store keeps the running episodes' journals: a stopped evaluation's long episodes resume
+            # from their last step (a student's 50-step episode takes an hour on a CPU).
+            journal = target.path / "journal" if getattr(target, "path", None) is not None else None
             asyncio.run(collect_async(policy, env, plan, target, workers=min(len(tasks), workers), flush_every=1,
                                       max_steps=max_steps, on_episode=record, tags=("eval", config.name),
-                                      metadata={"configuration": config.name, "student": student_name}))
+                                      metadata={"configuration": config.name, "student": student_name},
+                                      journal=journal))
             if engine is not None:
                 engine.clear()  # these episodes are over
             ids = [trajectory_id(t.task_id, policy.info, 0) for t in tasks]

@@ -335,10 +335,8 @@ def test_samples_against_one_shared_prompt_cache_equal_samples_against_repeated_
     from agentkd.replay.engine import GenerationRequest, ReplayEngine
 
     runs = []
-    # shared with the prompts read in runs, shared at the batch's width, repeated copies
-    for shared, prompt_runs in ((True, True), (True, False), (False, False)):  # float32: exact equality
-        engine = ReplayEngine(str(model_dir), seed=11, shared_attention=shared, prompt_runs=prompt_runs,
-                              dtype=torch.float32)
+    for shared in (True, False):  # float32: exact equality (bf16 is covered above, to a tolerance)
+        engine = ReplayEngine(str(model_dir), seed=11, shared_attention=shared, dtype=torch.float32)
         assert engine.shared_attention is shared
         prompts = [engine.encode(render_chat(engine.tokenizer, c[:4])) for c in conversations]
         first = engine.generate([GenerationRequest(key=i, prompt_ids=p, n=3, temperature=0.8, max_new_tokens=16)
@@ -347,9 +345,8 @@ def test_samples_against_one_shared_prompt_cache_equal_samples_against_repeated_
         second = engine.generate([GenerationRequest(key=i, prompt_ids=p, n=3, temperature=0.8, max_new_tokens=16)
                                   for i, p in enumerate(longer)])
         runs.append([(s.token_ids, s.logprob) for samples in first + second for s in samples])
-    for other in runs[1:]:
-        assert [ids for ids, _ in runs[0]] == [ids for ids, _ in other]
-        assert [lp for _, lp in runs[0]] == pytest.approx([lp for _, lp in other], abs=1e-3)
+    assert [ids for ids, _ in runs[0]] == [ids for ids, _ in runs[1]]
+    assert [lp for _, lp in runs[0]] == pytest.approx([lp for _, lp in runs[1]], abs=1e-3)
 
 
 def test_samples_that_agree_are_decoded_as_one_row_and_split_when_they_differ(model_dir, conversations):
@@ -387,14 +384,13 @@ def test_samples_that_agree_are_decoded_as_one_row_and_split_when_they_differ(mo
         assert sum(widths) < 12 * len(widths) if temperature < 1 else set(widths) == {12}
 
 
-@pytest.mark.parametrize("layout", ["k_per_episode", "uneven", "runs"])
+@pytest.mark.parametrize("layout", ["k_per_episode", "uneven"])
 @pytest.mark.parametrize("path", ["cpu_kernel", "matmul"])
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
 def test_shared_prefix_attention_equals_attention_over_the_whole_cache_in_the_model_dtype(path, dtype, layout):
     """Both merges (the CPU's fused kernel, the GPUs' matmuls) give SDPA over prompt + reply, in the
     model's dtype: bf16 (CUDA, AMX CPUs) once crashed the next projection with a float32 output. Rows may
-    be k per episode or any number (an episode whose samples agree has one row, a finished one none); placed
-    rows read the prompts in runs that skip finished episodes and the padding before much shorter prompts."""
+    be k per episode or any number (an episode whose samples agree has one row, a finished one none)."""
     import torch
 
     from agentkd.replay import shared_prefix as sp
@@ -404,14 +400,12 @@ def test_shared_prefix_attention_equals_attention_over_the_whole_cache_in_the_mo
     episodes, k, kv_heads, groups, dim, prefix_len, reply_len = 3, 4, 2, 3, 16, 20, 5
     heads = kv_heads * groups
     uneven = torch.tensor([0, 0, 2, 2, 2])  # episode 1 has no row left, episode 2 the most
-    episode = uneven if layout == "uneven" else torch.arange(episodes).repeat_interleave(k)
+    episode = torch.arange(episodes).repeat_interleave(k) if layout == "k_per_episode" else uneven
     rows = len(episode)
     prefix_keys = torch.randn(episodes, kv_heads, prefix_len, dim, dtype=dt)
     prefix_values = torch.randn(episodes, kv_heads, prefix_len, dim, dtype=dt)
     prefix_mask = torch.ones(episodes, prefix_len, dtype=torch.bool)
     prefix_mask[0, :6] = False  # left padding of a shorter prompt
-    prefix_mask[1, :15] = False  # a much shorter one
-    prefix_mask[2, 8:10] = False  # a hole between a cached prefix and the new tokens
     reply_mask = torch.ones(rows, reply_len, dtype=torch.bool)
     reply_mask[1, -2:] = False  # a sample that stopped early
     query = torch.randn(rows, heads, 1, dim, dtype=dt)
@@ -419,11 +413,9 @@ def test_shared_prefix_attention_equals_attention_over_the_whole_cache_in_the_mo
     value = torch.randn(rows, kv_heads, reply_len, dim, dtype=dt)
     context = sp.SharedPrefix(layers=[(prefix_keys, prefix_values)], prefix_mask=prefix_mask, samples=k,
                               reply_mask=reply_mask)
-    if layout != "k_per_episode":
+    if layout == "uneven":
         context.place(episode, episodes)
-        assert context.samples == (3 if layout == "uneven" else k)
-        # (first episode, end, first position): episode 1 has no rows, or is much shorter than episode 0
-        assert context.runs == ([(0, 1, 6), (2, 3, 0)] if layout == "uneven" else [(0, 1, 6), (1, 2, 15), (2, 3, 0)])
+        assert context.samples == 3
     out = sp._decode_attention(query, key, value, context, 0, dim ** -0.5, fused_cpu=path == "cpu_kernel").to(dt)
 
     # Reference: each row's own copy of its prompt, then its reply, in float32 SDPA.
@@ -599,5 +591,5 @@ def test_bench_replay_prints_each_comparison_side_by_side():
     result = CliRunner().invoke(app, ["bench", "replay", "--episodes", "2", "--samples", "2", "--max-steps", "1"])
     assert result.exit_code == 0, result.output
     for row in ("2 samples vs greedy", "one row per sample", "prompt cache copied per sample",
-                "batched vs one after another", "prefix reuse vs recompute", "whole width vs runs"):
+                "batched vs one after another", "prefix reuse vs recompute"):
         assert row in result.output

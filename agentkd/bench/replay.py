@@ -8,9 +8,7 @@ Three comparisons on the same student, tasks and machine, in one run:
 1. **k samples vs greedy** — one engine call for 8 episodes in mid-episode (their previous step
    cached, as in a run), with ``k`` samples each vs one greedy reply each; the ratio of wall times
    (naive sampling costs k×). Beside it the same k samples decoded one row per sample (agreeing
-   samples not merged), and with the prompt's cache copied per sample. Then k samples for the 8
-   episodes at different steps (as in a run, where episodes start and end at different times), their
-   prompts read in runs of similar length vs each at the batch's width.
+   samples not merged), and with the prompt's cache copied per sample.
 2. **batched vs one after another** — the same episodes played all at once (one engine call per
    step for all of them) vs one episode at a time; the ratio of env steps per second.
 3. **prefix reuse vs recompute** — the batched run again with the prefix cache off, so every step
@@ -97,26 +95,6 @@ def bench_replay(student: str | Path | None = None, *, episodes: int = 32, sampl
         out["row_per_sample_vs_greedy_time"] = round(timings["row_per_sample"] / timings["greedy"], 2)
         engine.shared_attention, engine.dedup_samples = shared, True
         out["k_vs_greedy_step"] = turn
-
-        # 1b. k samples for episodes at different steps (prompts of different lengths, replies that end at
-        #     different tokens): the prompts read in runs vs every prompt at the batch's width
-        turns = [max(1, (len(c) - 3) // 2 * (i + 1) // len(conversations)) for i, c in enumerate(conversations)]
-        for runs in (True, False):
-            engine.prompt_runs = runs
-            def staggered(back: int, runs: bool = runs) -> list[Any]:
-                return engine.generate([GenerationRequest(
-                    key=("staggered", runs, i), prompt_ids=engine.encode(render_chat(engine.tokenizer,
-                                                                                     c[: 2 + 2 * (t - back)])),
-                    n=samples, temperature=0.4, top_p=0.8, max_new_tokens=max_new_tokens)
-                    for i, (c, t) in enumerate(zip(conversations, turns, strict=True))])
-
-            staggered(1)
-            started = time.perf_counter()
-            staggered(0)
-            out["staggered_runs_s" if runs else "staggered_whole_width_s"] = round(time.perf_counter() - started, 3)
-        engine.prompt_runs = True
-        out["staggered_steps"] = turns
-        out["whole_width_vs_runs_time"] = round(out["staggered_whole_width_s"] / out["staggered_runs_s"], 2)
 
         # 2. and 3. whole episodes: batched vs sequential, prefix reuse vs recompute
         engine.clear()

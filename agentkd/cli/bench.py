@@ -193,10 +193,6 @@ def bench_replay_cmd(
                   f"{r['row_per_sample_vs_greedy_time']:.2f}x time")
     table.add_row("  the same, prompt cache copied per sample", f"{r['repeated_step_s']:.2f} s",
                   f"{r['repeated_vs_greedy_time']:.2f}x time")
-    # the 8 episodes at different steps (r['staggered_steps']), k samples: each prompt at the batch's width vs in runs
-    table.add_row("  staggered steps: whole width vs runs",
-                  f"{r['staggered_whole_width_s']:.2f} s vs {r['staggered_runs_s']:.2f} s",
-                  f"{r['whole_width_vs_runs_time']:.2f}x time")
     table.add_row("batched vs one after another",
                   f"{r['batched_steps_per_s']:.1f} vs {r['sequential_steps_per_s']:.1f} steps/s",
                   f"{r['batched_vs_sequential']:.2f}x")

@@ -190,8 +190,6 @@ class ReplayEngine:
             (:mod:`agentkd.replay.shared_prefix`); off, the prompt rows are repeated per sample.
         dedup_samples: with shared attention, samples that have drawn the same tokens so far are decoded as one
             row (:meth:`_decode_samples`); off, one row per sample (to measure the difference).
-        prompt_runs: with shared attention, read the prompts in runs of similar length that skip episodes whose
-            samples have finished (:meth:`SharedPrefix.place`); off, every prompt at the batch's width (to measure).
         trim_heap: return the heap's free pages to the system after a call
             (:func:`agentkd.models.student.trim_cpu_heap`), at most once per :attr:`TRIM_EVERY_S` seconds of
             generation (a trim walks the heap: after every millisecond call it would cost more than the call);
@@ -203,8 +201,7 @@ class ReplayEngine:
 
     def __init__(self, model: Any, tokenizer: Any = None, *, device: Any = None, dtype: Any = None,
                  allow_download: bool = False, max_cached: int = 1024, max_rows: int = 1024, seed: int = 0,
-                 shared_attention: bool = True, dedup_samples: bool = True, prompt_runs: bool = True,
-                 trim_heap: bool | None = None) -> None:
+                 shared_attention: bool = True, dedup_samples: bool = True, trim_heap: bool | None = None) -> None:
         import torch
 
         from agentkd.models.generation import load_for_generation
@@ -221,7 +218,6 @@ class ReplayEngine:
         self._last_logits = {"logits_to_keep": 1} if "logits_to_keep" in params else {}
         self.shared_attention = install(self.model) if shared_attention else False
         self.dedup_samples = dedup_samples
-        self.prompt_runs = prompt_runs
         self.max_cached = max_cached
         self.max_rows = max_rows
         self.seed = seed
@@ -250,12 +246,10 @@ class ReplayEngine:
     def generate(self, requests: Sequence[GenerationRequest]) -> list[list[Sample]]:
         """``request.n`` samples for every request, all requests batched; results in request order."""
         started = time.perf_counter()
-        # Longest prompt first: the samples' attention reads runs of similar prompts (see SharedPrefix.runs).
-        order = sorted(range(len(requests)), key=lambda i: -len(requests[i].prompt_ids))
         results: list[list[Sample]] = []
         chunk: list[GenerationRequest] = []
         rows = 0
-        for request in (requests[i] for i in order):  # chunks of at most max_rows decode rows (a request is whole)
+        for request in requests:  # chunks of at most max_rows decode rows (one request is never split)
             if chunk and rows + request.n > self.max_rows:
                 results += self._generate(chunk)
                 chunk, rows = [], 0
@@ -263,7 +257,6 @@ class ReplayEngine:
             rows += request.n
         if chunk:
             results += self._generate(chunk)
-        results = [results[place] for place in sorted(range(len(order)), key=order.__getitem__)]
         self._untrimmed_s += time.perf_counter() - started
         if self.trim_heap and self._untrimmed_s >= self.TRIM_EVERY_S:  # this call's tensors are freed by now
             trim_cpu_heap()
@@ -433,7 +426,7 @@ class ReplayEngine:
             if len(parent) != len(episode) or not torch.equal(parent, torch.arange(len(parent), device=device)):
                 cache.batch_select_indices(parent)
             episode = episode[parent]
-            shared.place(episode, episodes, runs=self.prompt_runs)
+            shared.place(episode, episodes)
             shared.reply_mask = torch.ones((len(parent), state.step), dtype=torch.bool, device=device)
             position = prompt_len[episode] + state.step - 1  # of the token fed: the reply's step-th
             with torch.inference_mode(), shared_prefix(shared):

@@ -27,9 +27,6 @@ __all__ = ["ATTENTION_NAME", "SharedPrefix", "install", "shared_prefix"]
 ATTENTION_NAME = "agentkd_shared_prefix"
 #: Masked scores (finite: a row with nothing to see gets weight 0 in the merge, never NaN).
 _NEG = -3.0e38
-#: A run of episodes reads every prompt from its longest's first position: a prompt shorter than this share of
-#: that length starts a new run (at most 1 - RUN_SPAN of a run's reads are padding).
-RUN_SPAN = 0.75
 _ACTIVE: contextvars.ContextVar[SharedPrefix | None] = contextvars.ContextVar("agentkd_shared_prefix", default=None)
 
 
@@ -45,48 +42,16 @@ class SharedPrefix:
     # Each row's place in the (episodes x samples) grid of queries, when episodes have different numbers of rows
     # (see place); None: rows fill the grid in order.
     slots: Any = None
-    # Runs of consecutive episodes that have rows, as (first episode, end, first prompt position) (see place);
-    # None: every episode over the whole prompt width.
-    runs: list[tuple[int, int, int]] | None = None
-    first: list[int] | None = None  # each episode's first real prompt position, found on first use
 
-    def place(self, episode: Any, episodes: int, runs: bool = True) -> None:
+    def place(self, episode: Any, episodes: int) -> None:
         """Rows whose episodes are ``episode`` (grouped, in order; some may have none): the grid is as wide as
-        the most rows an episode has, and the prompt part attends for the empty places too (and drops them).
-        ``runs``: read the prompts in :meth:`_runs` (off: every episode over the whole width)."""
+        the most rows an episode has, and the prompt part attends for the empty places too (and drops them)."""
         import torch
 
         counts = torch.bincount(episode, minlength=episodes)
         self.samples = int(counts.max())
         first = torch.cumsum(counts, 0) - counts  # each episode's first row
         self.slots = episode * self.samples + torch.arange(len(episode), device=episode.device) - first[episode]
-        self.runs = self._runs(counts.nonzero().squeeze(1).tolist()) if runs else None
-
-    def _runs(self, present: list[int]) -> list[tuple[int, int, int]]:
-        """The prompt part's calls: runs of consecutive episodes with rows, each read from its longest prompt's
-        first position. An episode whose samples have all finished is not read, nor the left padding of a
-        prompt much shorter than the longest (a run takes only prompts at least :data:`RUN_SPAN` as long as
-        its first; the engine orders a batch longest first, so runs are long)."""
-        if self.first is None:
-            self.first = self.prefix_mask.int().argmax(dim=1).tolist()  # left-padded: the first real token
-        width = self.prefix_mask.shape[1]
-        runs: list[tuple[int, int, int]] = []
-        for e in present:
-            span = width - self.first[e]
-            if runs and runs[-1][1] == e and RUN_SPAN * (width - runs[-1][2]) <= span <= width - runs[-1][2]:
-                runs[-1] = (runs[-1][0], e + 1, runs[-1][2])
-            else:
-                runs.append((e, e + 1, self.first[e]))
-        return runs
-
-    def bias(self, dtype: Any) -> Any:
-        """prefix_mask as an additive (episodes, 1, 1, prefix_len) mask, built once per decode call."""
-        import torch
-
-        if self.prefix_bias is None:
-            bias = torch.zeros(self.prefix_mask.shape, dtype=dtype, device=self.prefix_mask.device)
-            self.prefix_bias = bias.masked_fill(~self.prefix_mask, float("-inf"))[:, None, None, :]
-        return self.prefix_bias
 
 
 @contextmanager
@@ -162,20 +127,8 @@ def _decode_attention(query: Any, key: Any, value: Any, context: SharedPrefix, l
     # Each episode's k samples' queries against one copy of its prompt: (episodes, kv_heads, groups * k, dim).
     q = grid.view(episodes, k, kv_heads, groups, dim).permute(0, 2, 3, 1, 4).reshape(episodes, kv_heads, groups * k,
                                                                                       dim)
-    if query.device.type == "cpu" if fused_cpu is None else fused_cpu:
-        prefix, mask = _prefix_fused_cpu, context.bias(q.dtype)
-    else:
-        prefix, mask = _prefix_matmul, context.prefix_mask[:, None, None, :]
-    runs = context.runs if context.runs is not None else [(0, episodes, 0)]
-    if runs == [(0, episodes, 0)]:
-        prefix_out, prefix_lse = prefix(q, prefix_keys, prefix_values, mask, scale)
-    else:  # runs of episodes, each from its first real position (views: nothing is copied); the rest unread
-        prefix_out = q.new_zeros(q.shape)
-        prefix_lse = torch.full((*q.shape[:-1], 1), _NEG, dtype=torch.float32, device=q.device)
-        for a, b, start in runs:
-            out, lse = prefix(q[a:b], prefix_keys[a:b, :, start:], prefix_values[a:b, :, start:],
-                              mask[a:b, ..., start:], scale)
-            prefix_out[a:b], prefix_lse[a:b] = out, lse
+    prefix = _prefix_fused_cpu if (query.device.type == "cpu" if fused_cpu is None else fused_cpu) else _prefix_matmul
+    prefix_out, prefix_lse = prefix(q, prefix_keys, prefix_values, context, scale)
 
     def to_rows(x: Any) -> Any:  # (episodes, kv_heads, groups * k, d) -> (rows, heads, 1, d)
         x = x.view(episodes, kv_heads, groups, k, -1).permute(0, 3, 1, 2, 4).reshape(episodes * k, heads, 1, -1)
@@ -194,30 +147,30 @@ def _decode_attention(query: Any, key: Any, value: Any, context: SharedPrefix, l
     return prefix_out * torch.exp(prefix_lse - total) + reply_out * torch.exp(reply_lse - total)
 
 
-def _prefix_matmul(q: Any, prefix_keys: Any, prefix_values: Any, mask: Any, scale: float) -> tuple:
-    """The prompt part as two matmuls with a float32 softmax (GPUs): its output and log-sum-exp.
-    ``mask``: (episodes, 1, 1, prefix_len) bool, True where a real prompt token is."""
+def _prefix_matmul(q: Any, prefix_keys: Any, prefix_values: Any, context: SharedPrefix, scale: float) -> tuple:
+    """The prompt part as two matmuls with a float32 softmax (GPUs): its output and log-sum-exp."""
     import torch
 
     scores = torch.matmul(q, prefix_keys.transpose(-1, -2)).float() * scale
-    scores = scores.masked_fill(~mask, _NEG)
+    scores = scores.masked_fill(~context.prefix_mask[:, None, None, :], _NEG)
     lse = torch.logsumexp(scores, dim=-1, keepdim=True)
     return torch.matmul(torch.softmax(scores, dim=-1).to(prefix_values.dtype), prefix_values), lse
 
 
-def _prefix_fused_cpu(q: Any, prefix_keys: Any, prefix_values: Any, bias: Any, scale: float) -> tuple:
+def _prefix_fused_cpu(q: Any, prefix_keys: Any, prefix_values: Any, context: SharedPrefix, scale: float) -> tuple:
     """The prompt part in PyTorch's fused CPU kernel, which returns its log-normaliser.
-    ``bias``: (episodes, 1, 1, prefix_len), 0 where a real prompt token is, else -inf.
 
     The prompt part is the cost (every sample's queries against thousands of prompt tokens, per layer and
     token); the fused kernel never materialises its scores and was 2.7x faster than the matmuls for 24
-    episodes of 8 samples over 4,000-token prompts. It reads its inputs through their strides, so a run's
-    slice of the prompts is not copied.
+    episodes of 8 samples over 4,000-token prompts.
     """
     import torch
 
+    if context.prefix_bias is None:  # once per decode call, not per layer
+        bias = torch.zeros(context.prefix_mask.shape, dtype=q.dtype, device=q.device)
+        context.prefix_bias = bias.masked_fill(~context.prefix_mask, float("-inf"))[:, None, None, :]
     out, lse = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(
-        q, prefix_keys, prefix_values, attn_mask=bias, scale=scale)[:2]
+        q, prefix_keys, prefix_values, attn_mask=context.prefix_bias, scale=scale)[:2]
     return out, lse.unsqueeze(-1)
 
 

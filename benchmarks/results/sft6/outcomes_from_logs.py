@@ -15,7 +15,7 @@ types = {task: info[0] for task, info in json.load(open(sys.argv[1])).items()}
 outcome: dict[str, tuple[str, int]] = {}
 for path in sys.argv[2:]:
     for line in open(path, errors="replace"):
-        match = re.search(r"\((solved|failed) (\S+) in (\d+) steps\)", line)
+        match = re.search(r"\((solved|failed) (\S+) in (\d+) steps[;)]", line)
         if match:
             earlier = outcome.get(match[2])
             if earlier and earlier[0] != match[1]:

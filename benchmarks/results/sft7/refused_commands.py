@@ -1,0 +1,31 @@
+"""How an evaluation's failed episodes went wrong: refused commands, from the store.
+
+usage: .venv/bin/python benchmarks/results/sft7/refused_commands.py STORE CONFIGURATION
+Per failed episode: steps, refused (invalid) steps, the first refused command (what the student wrote),
+and whether its last 10 commands are one and the same; then the totals.
+"""
+
+import collections
+import re
+import sys
+
+from agentkd.store import ExperienceStore
+
+store, config = ExperienceStore(sys.argv[1], create=False), sys.argv[2]
+episodes = [t for t in store.iterate() if t.metadata.get("evaluation") == config]
+failed = sorted((t for t in episodes if not t.success), key=lambda t: t.task_id)
+print(f"{config}: {len(episodes)} episodes, {len(failed)} failed")
+refusing, repeating, verbs = 0, 0, collections.Counter()
+for t in failed:
+    written = [re.sub(r"(?s).*Action:\s*", "", s.raw_output).strip() or s.action for s in t.steps]
+    refused = [s.index for s in t.steps if not s.valid]
+    same_tail = len(set(written[-10:])) == 1
+    refusing += bool(refused)
+    repeating += bool(refused) and same_tail
+    if refused:
+        verbs[written[refused[0]].split(" ")[0]] += 1
+    first = f"first refused at step {refused[0]}: {written[refused[0]]!r}" if refused else "no refused command"
+    print(f"  {t.task_id} {t.task_type}: {t.num_steps} steps, {len(refused)} refused; {first}"
+          f"{'; the last 10 commands the same' if same_tail else ''}")
+print(f"failed episodes with refused commands: {refusing} of {len(failed)}; repeating one to the end: {repeating};"
+      f" first refused command's verb: {dict(verbs)}")

@@ -182,9 +182,12 @@ def env_agent_graph(env: Env, policy: Policy, *, max_steps: int = 50,
     graph.add_node("env", step)
     graph.add_node("finish", finish)
     graph.add_edge(START, "reset")
-    graph.add_conditional_edges("reset", lambda s: "finish" if s["done"] else "policy", ["finish", "policy"])
+    def route(state: EpisodeState) -> str:  # after reset (a resumed episode may be over) and after each step
+        return "finish" if state["done"] else "policy"
+
+    graph.add_conditional_edges("reset", route, ["finish", "policy"])
     graph.add_edge("policy", "env")
-    graph.add_conditional_edges("env", lambda s: "finish" if s["done"] else "policy", ["finish", "policy"])
+    graph.add_conditional_edges("env", route, ["finish", "policy"])
     graph.add_edge("finish", END)
     return graph
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
-import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,12 +31,15 @@ __all__ = ["EpisodeJournal", "Resumed"]
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
 class Resumed:
     """Where a replayed journal left the episode."""
 
-    def __init__(self, observation: str, admissible: list[str] | None, reward: float, done: bool, elapsed_s: float):
-        self.observation, self.admissible, self.reward, self.done = observation, admissible, reward, done
-        self.elapsed_s = elapsed_s  # wall time the journaled steps took when they were played
+    observation: str
+    admissible: list[str] | None
+    reward: float
+    done: bool
+    elapsed_s: float  # wall time the journaled steps took when they were played
 
 
 class EpisodeJournal:
@@ -44,13 +47,13 @@ class EpisodeJournal:
 
     def __init__(self, folder: str | Path):
         self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)  # once, not per recorded step
 
     def path(self, trajectory_id: str) -> Path:
         return self.folder / f"{trajectory_id}.jsonl"
 
     def record(self, trajectory: Trajectory, elapsed_s: float) -> None:
         """Append the trajectory's last step (with the cost and wall time so far)."""
-        self.folder.mkdir(parents=True, exist_ok=True)
         line = json.dumps({"step": trajectory.steps[-1].model_dump(mode="json"), "cost_usd": trajectory.cost_usd,
                            "elapsed_s": elapsed_s})
         with open(self.path(trajectory.trajectory_id), "a", encoding="utf-8") as f:
@@ -109,14 +112,10 @@ class EpisodeJournal:
         return Resumed(observation, env.admissible_actions(), 0.0, False, 0.0)
 
     def discard(self, trajectory_id: str) -> None:
-        try:
-            os.unlink(self.path(trajectory_id))
-        except FileNotFoundError:
-            pass
+        self.path(trajectory_id).unlink(missing_ok=True)
 
     def discard_stored(self, stored: set[str]) -> None:
         """Drop the journals of trajectories already in the store (a run killed between storing and deleting)."""
-        if self.folder.is_dir():
-            for path in self.folder.glob("*.jsonl"):
-                if path.stem in stored:
-                    path.unlink(missing_ok=True)
+        for path in self.folder.glob("*.jsonl"):
+            if path.stem in stored:
+                path.unlink()

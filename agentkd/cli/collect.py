@@ -44,7 +44,7 @@ def collect(
                                "disagreements; the student's other mistakes are kept in the episode, marked, and "
                                "never trained on."),
     dagger_config: str = typer.Option("greedy+constrained+noloop", help="How the --dagger student plays: greedy "
-                                      "or sc@K, with +constrained and/or +noloop (as in eval)."),
+                                      "or sc@K, with +constrained, +noloop and/or +retry (as in eval)."),
     beta: float = typer.Option(0.5, min=0.0, max=1.0, help="With --dagger: the share of disagreements where the "
                                "teacher's action is taken (and learnt) rather than the student's."),
     embedder: str = typer.Option(None, help="Embedder of a new store: static or minilm (default: an existing "
@@ -164,7 +164,6 @@ def _dagger(student: str, config_name: str, teacher, env: str, beta: float):
     (config,) = parse_configs([config_name])
     if config.teacher or config.icd or config.principles or config.cascade is not None:
         raise ConfigError(f"--dagger-config {config_name}: a DAgger student plays greedy or sc@K, optionally "
-                          "+constrained and +noloop (the teacher already labels every step)")
-    played = StudentPolicy(student, samples=config.samples, max_new_tokens=get_spec(env).max_new_tokens,
-                           constrained=config.constrained, noloop=config.noloop)
+                          "+constrained, +noloop and +retry (the teacher already labels every step)")
+    played = StudentPolicy(student, max_new_tokens=get_spec(env).max_new_tokens, **config.student_options())
     return DaggerPolicy(played, teacher, beta=beta)

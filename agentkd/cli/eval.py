@@ -18,7 +18,7 @@ def eval_cmd(
     env: str = typer.Option("household", help="Environment: household, qa, math, or one an installed package adds."),
     split: str = typer.Option("valid_unseen", help="Split(s), comma-separated: " + SPLIT_HELP + "."),
     configs: str = typer.Option(None, help="Configurations to compare, comma-separated: greedy, sc@K, and "
-                                "+icd / +principles / +cascade@T / +constrained / +noloop suffixes (e.g. "
+                                "+icd / +principles / +cascade@T / +constrained / +noloop / +retry suffixes (e.g. "
                                 "greedy,sc@8,sc@8+cascade@0.5,sc@8+constrained); teacher: the teacher itself, "
                                 "as the reference row. "
                                 "Default: the one given by --samples/--icd/--cascade."),

@@ -4,7 +4,8 @@ A configuration is written like ``greedy``, ``sc@8`` (self-consistency, 8 sample
 (with retrieved teacher steps), ``sc@8+cascade@0.5`` (defer to the teacher below 50%
 agreement), ``greedy+principles`` (retrieved principles in the prompt: the ablation switch) or
 ``sc@8+constrained`` (the action line decoded through a trie of the admissible actions), with
-``+noloop`` (the student avoids actions already taken from the same observation).
+``+noloop`` (the student avoids actions already taken from the same observation) and ``+retry``
+(hotter rounds of samples where none names an admissible action).
 All episodes of a configuration run at once: each
 is its own LangGraph episode, and a batching policy turns their requests into one engine call per
 step. Evaluated trajectories are stored marked ``evaluation`` (so they never feed training or
@@ -31,7 +32,9 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = ["EvalConfig", "MemoryStore", "evaluate", "evaluate_with_report", "parse_configs"]
 
-_CONFIG = re.compile(r"^(greedy|sc@(\d+))((?:\+icd|\+cascade@[0-9.]+|\+principles|\+constrained|\+noloop)*)$")
+#: ``+retry``: rounds of hotter samples (StudentPolicy's ``retry``).
+RETRY_ROUNDS = 2
+_CONFIG = re.compile(r"^(greedy|sc@(\d+))((?:\+icd|\+cascade@[0-9.]+|\+principles|\+constrained|\+noloop|\+retry)*)$")
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,7 @@ class EvalConfig:
     principles: bool = False  # retrieved principles in the prompt (of the teacher too, under a cascade)
     constrained: bool = False  # admissible-constrained action decoding
     noloop: bool = False  # the student avoids actions already taken from the same observation
+    retry: bool = False  # hotter rounds of samples where no sample names an admissible action
     teacher: bool = False  # the teacher itself plays (the reference row)
 
     def describe(self) -> str:
@@ -61,7 +65,14 @@ class EvalConfig:
             parts.append("actions constrained to the admissible ones")
         if self.noloop:
             parts.append("avoiding actions already taken from the same observation")
+        if self.retry:
+            parts.append(f"resampling hotter (up to {RETRY_ROUNDS} rounds) where no sample is admissible")
         return ", ".join(parts)
+
+    def student_options(self) -> dict[str, Any]:
+        """How the student decodes under this configuration: StudentPolicy's keyword arguments."""
+        return {"samples": self.samples, "constrained": self.constrained, "noloop": self.noloop,
+                "retry": RETRY_ROUNDS if self.retry else 0}
 
 
 def parse_configs(spec: str | Sequence[str]) -> list[EvalConfig]:
@@ -75,7 +86,7 @@ def parse_configs(spec: str | Sequence[str]) -> list[EvalConfig]:
         match = _CONFIG.match(name)
         if match is None:
             raise ConfigError(f"unknown configuration {name!r}: write greedy or sc@K, optionally followed "
-                             "by +icd, +cascade@THRESHOLD, +principles, +constrained and/or +noloop "
+                             "by +icd, +cascade@THRESHOLD, +principles, +constrained, +noloop and/or +retry "
                              "(e.g. sc@8+cascade@0.5), "
                              "or teacher (the reference row)")
         k, extras = match.group(2), match.group(3)
@@ -83,7 +94,7 @@ def parse_configs(spec: str | Sequence[str]) -> list[EvalConfig]:
         configs.append(EvalConfig(name=name, samples=int(k) if k else 1, icd="+icd" in extras,
                                   cascade=float(cascade.group(1)) if cascade else None,
                                   principles="+principles" in extras, constrained="+constrained" in extras,
-                                  noloop="+noloop" in extras))
+                                  noloop="+noloop" in extras, retry="+retry" in extras))
     if not configs:
         raise ConfigError("no configuration given")
     return configs
@@ -110,8 +121,7 @@ def _policy(config: EvalConfig, engine: Any, teacher: Any, store: Any, env: str,
         if store is None:
             raise ConfigError("in-context distillation (+icd) needs a store with teacher steps: pass --store")
         demos = DemoRetriever(store, env, count_tokens=lambda text: len(engine.encode(text)))  # teacher steps on train
-    policy = StudentPolicy(engine, samples=config.samples, max_new_tokens=max_new_tokens, demos=demos,
-                           constrained=config.constrained, noloop=config.noloop)
+    policy = StudentPolicy(engine, max_new_tokens=max_new_tokens, demos=demos, **config.student_options())
     if config.cascade is not None:
         policy = CascadePolicy(policy, teacher, config.cascade)
     if config.principles:

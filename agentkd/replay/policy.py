@@ -6,12 +6,21 @@ card (the one it was trained with), asks the :class:`~agentkd.replay.engine.Repl
 code actions :func:`~agentkd.replay.self_consistency.vote_by_outcome`, each candidate run in a fork of the episode).
 With ``samples=1`` it decodes greedily. With a :class:`~agentkd.distill.demos.DemoRetriever`, the
 teacher's most similar recorded steps are shown in the current turn (in-context distillation).
+
+``retry`` (the ``+retry`` configuration) is free generation's answer to a refused command: where the
+environment lists its admissible actions and no sample names one (or, with ``noloop``, names one not
+already tried here), the step draws another round of samples at a higher temperature, up to
+``retry`` rounds, and the vote runs over every round's samples. The samples of a step at
+temperature 0.4 tend to agree on one wrong command ("go to shelf 4" with three shelves), so the
+vote had nothing valid to pick; a hotter round spreads them. The action is still written freely
+(unlike ``constrained``), only checked, as the vote always did.
 """
 
 from __future__ import annotations
 
 import hashlib
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -26,14 +35,16 @@ from agentkd.policies.pricing import DEFAULT_STUDENT_PRICE, token_cost
 from agentkd.policies.prompt import build_messages
 from agentkd.replay.constrained import build_constraint
 from agentkd.replay.engine import GenerationRequest, ReplayEngine
-from agentkd.replay.loops import tried_here, untried
-from agentkd.replay.self_consistency import vote, vote_by_outcome
+from agentkd.replay.loops import action_key, tried_here, untried
+from agentkd.replay.self_consistency import Vote, vote, vote_by_outcome
 from agentkd.schema import PolicyInfo
 
 __all__ = ["StudentPolicy", "student_fingerprint"]
 
 #: Sampling defaults of self-consistent action generation (the agent-distillation paper's).
 SC_TEMPERATURE, SC_TOP_P = 0.4, 0.8
+#: ``retry`` rounds: round r samples at RETRY_TEMPERATURES[r] (the last one repeats), at least RETRY_SAMPLES replies.
+RETRY_TEMPERATURES, RETRY_TOP_P, RETRY_SAMPLES = (1.0, 1.3), 1.0, 8
 
 
 def student_fingerprint(path: str | Path) -> str:
@@ -68,6 +79,8 @@ class StudentPolicy:
         noloop: avoid going in circles (:mod:`agentkd.replay.loops`): an action already taken from the
             current observation is left out of the constrained trie, and wins a vote only when no
             untried action was sampled (greedy, unconstrained decoding has nothing else to pick).
+        retry: rounds of hotter samples for a step where no sample names an admissible (and, with
+            ``noloop``, untried) action; 0: none.
         price: USD per 1M (input, output) tokens, for the episode's cost (see :mod:`agentkd.replay.cascade`).
         name: the policy's name in trajectories (default: the student's path).
     """
@@ -75,9 +88,12 @@ class StudentPolicy:
     def __init__(self, engine: ReplayEngine | str | Path, *, samples: int = 1, temperature: float | None = None,
                  top_p: float | None = None, max_new_tokens: int = 96, prompt: PromptFormat | None = None,
                  demos: Any = None, price: tuple[float, float] = DEFAULT_STUDENT_PRICE,
-                 name: str | None = None, constrained: bool = False, noloop: bool = False) -> None:
+                 name: str | None = None, constrained: bool = False, noloop: bool = False,
+                 retry: int = 0) -> None:
         if samples < 1:
             raise ConfigError(f"samples must be at least 1, not {samples}")
+        if retry < 0:
+            raise ConfigError(f"retry must be 0 or more rounds, not {retry}")
         self.engine = engine if isinstance(engine, ReplayEngine) else ReplayEngine(engine)
         card = self.engine.card
         self.prompt = prompt or (card.prompt if card else PromptFormat())
@@ -93,6 +109,7 @@ class StudentPolicy:
         self.price = price
         self.constrained = constrained
         self.noloop = noloop
+        self.retry = retry
         params: dict[str, Any] = {"samples": samples, "temperature": self.temperature, "top_p": self.top_p,
                                   "max_new_tokens": max_new_tokens, "max_history": self.prompt.max_history,
                                   "show_admissible": self.prompt.show_admissible}
@@ -104,6 +121,8 @@ class StudentPolicy:
             params["constrained"] = True
         if noloop:
             params["noloop"] = True
+        if retry:
+            params["retry"] = retry
         self.info = PolicyInfo(kind="student", name=name or self.engine.name, params=params)
 
     def messages(self, inp: PolicyInput, demos: list[str] | None = None) -> list[dict[str, str]]:
@@ -133,24 +152,44 @@ class StudentPolicy:
                 top_p=self.top_p, max_new_tokens=self.max_new_tokens, constraint=constraint,
                 seed=f"{inp.task.task_id}:{inp.seed}:{len(inp.history)}"))  # this episode's step, whatever else runs
         results = self.engine.generate(requests)
+        outcomes = [self._vote(inp, samples, done) for inp, samples, done in zip(inputs, results, tried, strict=True)]
+        for round_ in range(self.retry):
+            stuck = [i for i, (inp, outcome) in enumerate(zip(inputs, outcomes, strict=True))
+                     if inp.admissible_actions and not is_code(inp.task.env) and not _fresh(outcome, tried[i])]
+            if not stuck:
+                break
+            hotter = [replace(requests[i], n=max(self.samples, RETRY_SAMPLES), top_p=RETRY_TOP_P,
+                              temperature=RETRY_TEMPERATURES[min(round_, len(RETRY_TEMPERATURES) - 1)],
+                              seed=f"{requests[i].seed}:retry{round_ + 1}") for i in stuck]
+            for i, more in zip(stuck, self.engine.generate(hotter), strict=True):
+                results[i] = results[i] + more  # the cached prompt is reused: a round costs its decoding only
+                outcomes[i] = self._vote(inputs[i], results[i], tried[i])
         latency = (time.perf_counter() - started) / len(inputs)
 
         decisions = []
-        for inp, request, samples, shown, done in zip(inputs, requests, results, demos, tried, strict=True):
-            texts, logprobs = [s.text for s in samples], [s.mean_logprob for s in samples]
-            if not is_code(inp.task.env):
-                outcome = vote(texts, logprobs, inp.admissible_actions, avoid=done)
-            else:  # code: with several samples, each candidate runs in its own fork of the episode's sandbox
-                run = getattr(inp.env, "try_action", None) if self.samples > 1 else None
-                outcome = vote_by_outcome(texts, logprobs, run if callable(run) else None)
+        for request, samples, outcome, shown in zip(requests, results, outcomes, demos, strict=True):
             best = samples[outcome.winner]
             p = outcome.parsed
             decisions.append(Decision(
                 action=p.action, thought=p.thought, raw_output=best.text, valid=p.valid, error=p.error,
-                candidates=outcome.candidates if self.samples > 1 else [],
+                candidates=outcome.candidates if len(samples) > 1 else [],
                 prompt_tokens=len(request.prompt_ids), completion_tokens=sum(len(s.token_ids) for s in samples),
                 latency_s=latency,
                 info={"agreement": round(outcome.agreement, 4), "finish": best.finish_reason,
-                      **({"demos": len(shown)} if shown else {})},
+                      **({"demos": len(shown)} if shown else {}),
+                      **({"samples": len(samples)} if len(samples) > request.n else {})},
             ))
         return decisions
+
+    def _vote(self, inp: PolicyInput, samples: list[Any], tried: set[str]) -> Vote:
+        texts, logprobs = [s.text for s in samples], [s.mean_logprob for s in samples]
+        if not is_code(inp.task.env):
+            return vote(texts, logprobs, inp.admissible_actions, avoid=tried)
+        # code: with several samples, each candidate runs in its own fork of the episode's sandbox
+        run = getattr(inp.env, "try_action", None) if self.samples > 1 else None
+        return vote_by_outcome(texts, logprobs, run if callable(run) else None)
+
+
+def _fresh(outcome: Vote, tried: set[str]) -> bool:
+    """Whether the vote found a valid action that was not already taken from this observation."""
+    return outcome.parsed.valid and action_key(outcome.parsed.action) not in tried

@@ -104,23 +104,24 @@ def one_line(exc: BaseException) -> str:
 
 
 def resolve_teacher(spec: str, env_name: str, *, first_thought: bool = False, temperature: float = 0.0,
-                    max_new_tokens: int = 128, prices: str | None = None, mistake_rate: float = 0.0) -> Policy:
+                    max_new_tokens: int = 128, prices: str | None = None, mistake_rate: float = 0.0,
+                    slip_lookahead: int = 0) -> Policy:
     """`expert`, `openai:MODEL` (any OpenAI-compatible endpoint, e.g. vLLM, via OPENAI_BASE_URL),
     `provider:MODEL` (any LangChain chat model ``init_chat_model`` knows, e.g. `anthropic:claude-...`), or a
     local Hugging Face model directory / hub name / packaged student. ``mistake_rate``: the expert's
-    deliberate, recovered mistakes.
+    deliberate, recovered mistakes (``slip_lookahead``: also its next moves taken too early).
 
     Example::
 
         teacher = resolve_teacher("openai:gpt-4o-mini", "household", max_new_tokens=256)
         teacher.act([...])   # one batched call for several episodes' states
     """
-    if mistake_rate and spec != "expert":
-        raise ConfigError("--mistake-rate applies to the expert teacher")
+    if (mistake_rate or slip_lookahead) and spec != "expert":
+        raise ConfigError("--mistake-rate and --slip-lookahead apply to the expert teacher")
     if spec == "expert":
         from agentkd.policies.expert import ExpertPolicy
 
-        return ExpertPolicy(env_name, mistake_rate=mistake_rate)
+        return ExpertPolicy(env_name, mistake_rate=mistake_rate, lookahead=slip_lookahead)
     if chat_spec(spec):
         from agentkd.policies.chat import ChatModelPolicy, init_chat
 

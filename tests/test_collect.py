@@ -135,9 +135,21 @@ def test_a_local_teacher_samples_at_a_temperature_and_refuses_expert_and_chat_op
     assert result.exit_code == 0, result.output
     trajectories = list(ExperienceStore(store_path, create=False).iterate(policy_kind="student"))
     assert len(trajectories) == 2 and all(t.policy.params["temperature"] == 0.9 for t in trajectories)
-    for bad, said in ((["--first-thought"], "--first-thought"), (["--mistake-rate", "0.1"], "expert teacher")):
+    for bad, said in ((["--first-thought"], "--first-thought"), (["--mistake-rate", "0.1"], "expert teacher"),
+                      (["--slip-lookahead", "2"], "expert teacher")):
         result = CliRunner().invoke(app, [*run, *bad])
         assert result.exit_code == 2 and said in result.output, result.output
+
+
+def test_the_noisy_expert_takes_its_lookahead_from_the_command_line(tmp_path):
+    run = ["collect", "--split", "valid_unseen", "--teacher", "expert", "--episodes", "2", "--slip-lookahead", "2",
+           "--store", str(tmp_path / "store")]
+    result = CliRunner().invoke(app, run)
+    assert result.exit_code == 2 and "only with a mistake rate" in result.output, result.output
+    result = CliRunner().invoke(app, [*run, "--mistake-rate", "0.2"])
+    assert result.exit_code == 0, result.output
+    trajectories = list(ExperienceStore(tmp_path / "store", create=False).iterate(policy_kind="noisy_expert"))
+    assert len(trajectories) == 2 and all(t.policy.params["lookahead"] == 2 for t in trajectories)
 
 
 def test_unknown_teacher_model_offline_is_a_clear_error(tmp_path):

@@ -195,3 +195,44 @@ def test_the_experts_mistakes_are_shown_recovered_from_and_never_trained(tokeniz
     old.chat_template = old.chat_template.replace("message['train'] is sameas false", "false")
     with pytest.raises(ValueError, match="deliberate mistakes"):
         sft_conversations([traj], old)
+
+
+def test_the_experts_premature_slips_come_from_its_own_next_moves_played_on_a_copy(tmp_path):
+    """ExpertPolicy(lookahead=K): a slip may be a move the expert makes within K steps, refused now; the real
+    episode is not advanced by looking ahead, and trajectories collected without lookahead keep their ids."""
+    from agentkd.collection import collect
+    from agentkd.envs import load_tasks, make_env
+    from agentkd.errors import ConfigError
+    from agentkd.policies.expert import ExpertPolicy, _premature
+    from agentkd.store import ExperienceStore
+
+    task = next(t for t in load_tasks("household", "valid_unseen") if t.task_type == "look_at_obj_in_light")
+    env = make_env("household")
+    observation = env.reset(task)
+    solution = []  # the expert's moves on a second environment, for reference
+    reference = make_env("household")
+    reference.reset(task)
+    while not reference.done:
+        solution.append(reference.expert_action()[1])
+        reference.step(solution[-1])
+    _, first = env.expert_action()
+    inp = PolicyInput(task=task, observation=observation, admissible_actions=env.admissible_actions(), env=env)
+    early = _premature(inp, first, lookahead=len(solution))
+    assert early and all(m in solution[1:] and m not in inp.admissible_actions for m in early)
+    assert any(m.startswith(("take ", "use ")) for m in early)  # acting on what it has not reached
+    assert _premature(inp, first, lookahead=0) == []
+    assert env.steps == 0 and env.admissible_actions() == inp.admissible_actions
+    env.step(first)
+    assert env.expert_action()[1] == solution[1]  # its memory, too, is the copy's alone
+
+    store = ExperienceStore(tmp_path / "store", spool_dir=tmp_path / "spool")
+    policy = ExpertPolicy("household", mistake_rate=0.4, lookahead=3)
+    assert policy.info.params["lookahead"] == 3 and "lookahead" not in ExpertPolicy(mistake_rate=0.4).info.params
+    collect(policy, "household", "valid_unseen", 6, store)
+    # The other slips are never made later (a number past the last) or repeat the previous command.
+    premature = [s for t in store.iterate() for i, s in enumerate(t.steps) if s.info.get("mistake") and not s.valid
+                 and (i == 0 or s.action != t.steps[i - 1].action) and s.action in [x.action for x in t.steps[i:]
+                                                                                    if x.valid]]
+    assert premature and all(s.next_observation == "Nothing happens." for s in premature)
+    with pytest.raises(ConfigError, match="lookahead"):
+        ExpertPolicy(lookahead=2)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 from collections import Counter
@@ -52,6 +53,8 @@ def test_official_backend_plays_through_the_env_protocol_with_put_alias():
     task = next(t for t in load_split("valid_unseen") if t.task_type == "pick_and_place_simple")
     native, official = HouseholdEnv(), HouseholdEnv(backend="official")
     assert native.reset(task) == official.reset(task)
+    with pytest.raises(TypeError, match="cannot be copied"):  # its state is in the engine's process
+        copy.deepcopy(official)
     assert native.admissible_actions() == official.admissible_actions()
     done = False
     while not done:

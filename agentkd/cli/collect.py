@@ -39,6 +39,9 @@ def collect(
     mistake_rate: float = typer.Option(0.0, min=0.0, max=0.99, help="The expert takes a wrong admissible action "
                                        "with this probability per step, then recovers: data with mistakes and "
                                        "recoveries (the mistakes are shown to students, never trained on)."),
+    slip_lookahead: int = typer.Option(0, min=0, help="With --mistake-rate: the refused slips also include the "
+                                       "expert's own moves of the next K steps taken too early (acting on what is "
+                                       "not reached yet, e.g. 'use desklamp 1' on the way to the lamp)."),
     dagger: str = typer.Option(None, help="DAgger: this student (a directory, as for eval) plays, the teacher "
                                "labels every state it reaches and takes over at a share --beta of their "
                                "disagreements; the student's other mistakes are kept in the episode, marked, and "
@@ -75,7 +78,7 @@ def collect(
             tasks = _of_types(tasks, task_types)
         plan = plan_episodes(tasks, episodes, parse_shard(shard))
         policy = _teacher(teacher, env, first_thought=first_thought, temperature=temperature, prices=prices,
-                          mistake_rate=mistake_rate, max_new_tokens=max_new_tokens)
+                          mistake_rate=mistake_rate, slip_lookahead=slip_lookahead, max_new_tokens=max_new_tokens)
         if dagger:
             if mistake_rate:
                 raise ConfigError("--mistake-rate and --dagger: the student makes the mistakes under DAgger")
@@ -147,7 +150,8 @@ def _teacher(spec: str, env: str, **options):
     tokens, where a plain ``generate`` re-reads every episode's whole conversation at every step."""
     from agentkd.collection import chat_spec, resolve_teacher
 
-    if spec == "expert" or chat_spec(spec) or options["first_thought"] or options["mistake_rate"]:
+    if spec == "expert" or chat_spec(spec) or options["first_thought"] or options["mistake_rate"] \
+            or options["slip_lookahead"]:
         return resolve_teacher(spec, env, **options)  # the last two: a clear error for a local model
     from agentkd.replay.policy import StudentPolicy
 

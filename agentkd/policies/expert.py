@@ -14,6 +14,7 @@ kind, ``noisy_expert``, so in-context demonstrations and REDI positives stay cle
 
 from __future__ import annotations
 
+import copy
 import random
 import re
 import time
@@ -35,16 +36,22 @@ class ExpertPolicy:
         env_name: the environment (names the policy).
         mistake_rate: probability, per step, of a mistake (a wrong admissible action or a refused slip).
         seed: seeds where the mistakes fall (deterministic per task, step and seed).
+        lookahead: slips also include the expert's own moves of the next ``lookahead`` steps, taken now.
     """
 
-    def __init__(self, env_name: str = "household", mistake_rate: float = 0.0, seed: int = 0):
+    def __init__(self, env_name: str = "household", mistake_rate: float = 0.0, seed: int = 0, lookahead: int = 0):
         if not 0.0 <= mistake_rate < 1.0:
             raise ConfigError(f"mistake_rate must be in [0, 1), not {mistake_rate}")
+        if lookahead < 0 or (lookahead and not mistake_rate):
+            raise ConfigError(f"lookahead {lookahead}: a count of steps >= 0, and only with a mistake rate")
         self.mistake_rate = mistake_rate
         self.seed = seed
+        self.lookahead = lookahead
         if mistake_rate:
+            # lookahead only when used, so that the ids of trajectories collected without it stay the same
             self.info = PolicyInfo(kind="noisy_expert", name=f"{env_name}-expert",
-                                   params={"mistake_rate": mistake_rate, "seed": seed, "slips": True})
+                                   params={"mistake_rate": mistake_rate, "seed": seed, "slips": True,
+                                           **({"lookahead": lookahead} if lookahead else {})})
         else:
             self.info = PolicyInfo(kind="expert", name=f"{env_name}-expert")
 
@@ -55,7 +62,7 @@ class ExpertPolicy:
         rng = random.Random(f"{self.seed}:{inp.task.task_id}:{len(inp.history)}")
         if rng.random() >= self.mistake_rate:
             return None
-        slips = _slips(inp, action)
+        slips = _slips(inp, action) + _premature(inp, action, self.lookahead)
         if slips and rng.random() < 0.5:
             return rng.choice(slips)
         others = [a for a in inp.admissible_actions if a != action]
@@ -92,3 +99,24 @@ def _slips(inp: PolicyInput, action: str) -> list[str]:
     if inp.history and inp.history[-1].action:
         slips.append(inp.history[-1].action)
     return [s for s in dict.fromkeys(slips) if s not in admissible and s != action]
+
+
+def _premature(inp: PolicyInput, action: str, lookahead: int) -> list[str]:
+    """The expert's own moves of the next ``lookahead`` steps that the environment refuses now (the student
+    acting on what it has not reached), from the expert played forward on a copy of the environment."""
+    if not lookahead or inp.env is None:
+        return []
+    try:
+        ahead = copy.deepcopy(inp.env)
+    except Exception:  # an environment holding a process or a socket (the official engine): none
+        return []
+    admissible = set(inp.admissible_actions or [])
+    moves, command = [], action
+    for _ in range(lookahead):
+        _, _, done, _ = ahead.step(command)
+        choice = None if done else ahead.expert_action()
+        if choice is None:
+            break
+        command = choice[1]
+        moves.append(command)
+    return [m for m in dict.fromkeys(moves) if m not in admissible and m != action]

@@ -7,6 +7,7 @@ come from `load_split` or from an official `game.tw-pddl` file (`task_from_game_
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 from pathlib import Path
@@ -64,6 +65,16 @@ class HouseholdEnv:
         self._official = None
         self._expert: HouseholdExpert | None = None
         self._walkthrough: list[str] | None = None
+
+    def __deepcopy__(self, memo: dict) -> HouseholdEnv:
+        """A copy that plays on independently (the expert's lookahead uses one); not of an official game, whose
+        state lives in the engine's process."""
+        if self._official is not None:
+            raise TypeError("a game on the official engine cannot be copied")
+        clone = object.__new__(type(self))
+        memo[id(self)] = clone
+        clone.__dict__.update(copy.deepcopy(self.__dict__, memo))
+        return clone
 
     # ---- protocol -------------------------------------------------------------------------------
 

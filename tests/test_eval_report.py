@@ -293,6 +293,17 @@ def test_failed_episodes_are_listed_with_what_went_wrong(tmp_path, results):
     assert "## Failed episodes" in write_report(results, tmp_path / "out").read_text()
 
 
+def test_a_refused_command_is_listed_as_the_student_wrote_it():
+    """A refused step is stored with an empty action; the failures table names the command it wrote."""
+    from agentkd.eval.metrics import EpisodeRow
+
+    traj = episode(SIMPLE, success=False, steps=5, invalid=4)
+    for step in traj.steps[:4]:
+        step.action, step.raw_output = "", "Thought: the shelf.\nAction: go to shelf 4"
+    traj.steps[3].raw_output = "I am not sure."  # no action line at all
+    assert EpisodeRow.of(traj).repeated == "go to shelf 4 (×3)"
+
+
 def test_report_single_config_zero_cost_and_empty_types(tmp_path):
     only = _config("greedy", [True, False, False], cost=0.0, types=(SIMPLE,))
     empty = ConfigResult.from_trajectories("nothing-ran", [], split="valid_unseen")

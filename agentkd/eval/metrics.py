@@ -44,6 +44,7 @@ from typing import Any, Self
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from agentkd.errors import AgentKDError
+from agentkd.policies.prompt import written_action
 from agentkd.schema import JSONParams, SchemaVersionError, Trajectory, UTCDateTime, utc_now
 
 __all__ = [
@@ -159,7 +160,8 @@ class EpisodeRow(BaseModel):
 
     @classmethod
     def of(cls, traj: Trajectory) -> Self:
-        counts = Counter(step.action or "(no action)" for step in traj.steps)
+        # what the student wrote: a refused command is stored with an empty action, its text in raw_output
+        counts = Counter(written_action(step) or "(no action)" for step in traj.steps)
         action, times = counts.most_common(1)[0] if counts else ("", 0)
         return cls(
             task_id=traj.task_id,

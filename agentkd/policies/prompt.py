@@ -61,6 +61,12 @@ def assistant_text(step: Step, code: bool = False) -> str:
     return step.raw_output.strip()
 
 
+def written_action(step: Step) -> str:
+    """The command the agent wrote at ``step``: its action, or for a refused one (stored with an empty action)
+    the action line of its raw output; "" where it wrote none."""
+    return step.action or parse_output(step.raw_output, None).action
+
+
 def _system_message(principles: list[str], code: bool = False) -> str:
     prompt = CODE_SYSTEM_PROMPT if code else SYSTEM_PROMPT
     if not principles:

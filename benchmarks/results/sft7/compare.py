@@ -6,10 +6,10 @@ configuration's successes on the shared tasks, the tasks only one of them solved
 their verb, and for CONFIG_B the steps that drew extra samples (+retry records `samples` in a step's info).
 """
 
-import re
 import sys
 from collections import Counter
 
+from agentkd.policies.prompt import written_action
 from agentkd.store import ExperienceStore
 
 a, b = sys.argv[2], sys.argv[3]
@@ -22,9 +22,7 @@ shared = sorted(set(runs[0]) & set(runs[1]))
 for name, run in zip(names, runs, strict=True):
     won = [run[i] for i in shared if run[i].success]
     steps = sum(run[i].num_steps for i in shared) / max(1, len(shared))
-    # what the student wrote (a refused step's action is empty; its text is in raw_output)
-    refused = [(re.sub(r"(?s).*Action:\s*", "", s.raw_output).strip() or s.action or "(none)").split(" ")[0]
-               for i in shared for s in run[i].steps if not s.valid]
+    refused = [(written_action(s) or "(none)").split(" ")[0] for i in shared for s in run[i].steps if not s.valid]
     total = sum(run[i].num_steps for i in shared)
     print(f"{name}: {len(won)}/{len(shared)} solved, mean {steps:.1f} steps, {len(refused)}/{total} steps refused "
           f"(by verb: {dict(Counter(refused).most_common())})")

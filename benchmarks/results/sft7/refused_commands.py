@@ -6,9 +6,9 @@ and whether its last 10 commands are one and the same; then the totals.
 """
 
 import collections
-import re
 import sys
 
+from agentkd.policies.prompt import written_action
 from agentkd.store import ExperienceStore
 
 store, config = ExperienceStore(sys.argv[1], create=False), sys.argv[2]
@@ -17,7 +17,7 @@ failed = sorted((t for t in episodes if not t.success), key=lambda t: t.task_id)
 print(f"{config}: {len(episodes)} episodes, {len(failed)} failed")
 refusing, repeating, verbs = 0, 0, collections.Counter()
 for t in failed:
-    written = [re.sub(r"(?s).*Action:\s*", "", s.raw_output).strip() or s.action for s in t.steps]
+    written = [written_action(s) for s in t.steps]
     refused = [s.index for s in t.steps if not s.valid]
     same_tail = len(set(written[-10:])) == 1
     refusing += bool(refused)

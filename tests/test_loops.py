@@ -70,3 +70,16 @@ def test_noloop_is_a_configuration_of_its_own():
     config = parse_configs("sc@8+constrained+noloop")[0]
     assert config.noloop and config.constrained and "avoiding actions" in config.describe()
     assert not parse_configs("sc@8+constrained")[0].noloop
+
+
+def test_a_refused_command_repeated_after_its_nothing_happens_is_a_revisit():
+    # A model's refused command is stored with an empty action; what it wrote is in raw_output.
+    refused = dict(action="", valid=False, raw_output="Thought: I go to the fridge.\nAction: go to fridge 1",
+                   next_observation="Nothing happens.")
+    steps = [Step(index=0, observation="You arrive at fridge 1.", **refused),
+             Step(index=1, observation="Nothing happens.", **refused)]
+    inp = PolicyInput(task=load_split("valid_unseen")[0], observation="Nothing happens.", history=steps,
+                      admissible_actions=ADMISSIBLE)
+    assert tried_here(inp) == {"go to fridge 1"}
+    silent = Step(index=0, observation="Nothing happens.", action="", valid=False, raw_output="I am not sure.")
+    assert tried_here(PolicyInput(task=inp.task, observation="Nothing happens.", history=[silent])) == set()

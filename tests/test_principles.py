@@ -41,7 +41,7 @@ from agentkd.distill.principles.mine import cautionary_principles, tool_sequence
 from agentkd.policies.base import Decision, PolicyInput  # noqa: E402
 from agentkd.policies.expert import ExpertPolicy  # noqa: E402
 from agentkd.policies.explorer import ExplorerPolicy  # noqa: E402
-from agentkd.policies.prompt import build_messages  # noqa: E402
+from agentkd.policies.prompt import build_messages, parse_output  # noqa: E402
 from agentkd.schema import PolicyInfo, Principle, Trajectory, principle_id  # noqa: E402
 from agentkd.store import ExperienceStore, similarity_from_distance  # noqa: E402
 from environments.household import HouseholdEnv, load_split, world_for_task  # noqa: E402
@@ -141,6 +141,31 @@ def test_the_miner_turns_repeated_ineffective_actions_in_failures_into_cautions(
     assert "take mug 9 from countertop 9" in cautions["household/caution/loop"].text
     assert cautions["household/caution/repeated-invalid"].data["failure_rate"] == 1.0
     assert cautionary_principles(successes) == []  # the explorer neither loops nor repeats what failed
+
+
+class WritingRefused:
+    """A model-like policy whose command the environment refuses: stored with an empty action, as replay does."""
+
+    info = PolicyInfo(kind="scripted", name="refused")
+
+    text = "Thought: I go to the toilet.\nAction: go to toilet 7"
+
+    def act(self, inputs: list[PolicyInput]) -> list[Decision]:
+        parsed = [parse_output(self.text, inp.admissible_actions) for inp in inputs]
+        return [Decision(action=p.action, thought=p.thought, raw_output=self.text, valid=p.valid, error=p.error)
+                for p in parsed]
+
+
+def test_the_miner_reads_the_command_a_refused_step_wrote(explored):
+    successes = [t for t in explored[1] if t.success]
+    failures = [play_episode(HouseholdEnv(), WritingRefused(), task, max_steps=5)
+                for task in load_split("valid_seen")[:3]]
+    assert all(s.action == "" and not s.valid for t in failures for s in t.steps)
+    cautions = {p.key: p for p in cautionary_principles([*successes, *failures])}
+    assert set(cautions) == {"household/caution/repeated-invalid", "household/caution/loop",
+                             "household/caution/no-effect/go to"}
+    assert all(p.data["example"] == "go to toilet 7" for k, p in cautions.items() if "no-effect" not in k)
+    assert "go to toilet 7" in cautions["household/caution/no-effect/go to"].text
 
 
 def test_the_miner_finds_the_successful_tool_sequence_per_qa_task_type(tmp_path):

@@ -342,3 +342,23 @@ def test_episodes_html_works_from_the_file_system(page, tmp_path, episodes):
     assert sorted(_visible_runs(page)) == ["greedy+constrained", "sc@8"]
     page.goto(path.as_uri() + "#run=teacher")
     assert _visible_runs(page) == ["teacher"] * 3
+
+
+def test_the_transcript_shows_a_refused_command_as_written():
+    from rich.console import Console
+
+    from agentkd.schema import PolicyInfo
+    from agentkd.view.terminal import print_transcript
+    from environments.household import load_split
+
+    # A model's inadmissible command is recorded as replay records it: an empty action, the text kept.
+    refused = dict(action="", valid=False, raw_output="Thought: I go to the toilet.\nAction: go to toilet 7",
+                   next_observation="Nothing happens.")
+    traj = Trajectory.start(load_split("valid_seen")[0], PolicyInfo(kind="scripted", name="refused"))
+    traj.steps = [Step(index=0, observation="You are in the middle of a room.", **refused),
+                  Step(index=1, observation="Nothing happens.", **refused),
+                  Step(index=2, observation="Nothing happens.", action="", valid=False, raw_output="no idea")]
+    console = Console(record=True, width=160)
+    print_transcript(traj, console)
+    text = console.export_text()
+    assert text.count("Action: go to toilet 7 (refused)") == 2 and text.count("Action: (none)") == 1

@@ -17,6 +17,7 @@ refusals, "Nothing happens."), an action may be flagged that would in fact do so
 from __future__ import annotations
 
 from agentkd.policies.base import PolicyInput
+from agentkd.policies.prompt import written_action
 
 __all__ = ["action_key", "tried_here", "untried"]
 
@@ -28,7 +29,9 @@ def action_key(action: str) -> str:
 
 def tried_here(inp: PolicyInput) -> set[str]:
     """The actions (as :func:`action_key`) this episode already took from an observation like the current one."""
-    return {action_key(step.action) for step in inp.history if step.action and step.observation == inp.observation}
+    # written_action: a refused command is stored with an empty action, and it is the loop most often.
+    return {action_key(action) for step in inp.history
+            if step.observation == inp.observation and (action := written_action(step))}
 
 
 def untried(actions: list[str], tried: set[str]) -> list[str]:

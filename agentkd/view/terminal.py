@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from agentkd.policies.prompt import written_action
 from agentkd.schema import Trajectory
 from agentkd.view.summary import Row, step_facts
 
@@ -83,7 +84,11 @@ def print_transcript(traj: Trajectory, console: Any = None) -> None:
         if step.thought:
             parts.append(Text(f"Thought: {step.thought}", style="italic"))
         label = "Teacher action" if step.deferred else "Action"
-        parts.append(Text.from_markup(f"{label}: [bold]{escape(step.action or '(none)')}[/]"))
+        # A refused command is stored with an empty action; show what was written, marked refused.
+        written = escape(written_action(step))
+        shown = f"[bold]{escape(step.action)}[/]" if step.action else (
+            f"[bold]{written}[/] [red](refused)[/]" if written else "[bold](none)[/]")
+        parts.append(Text.from_markup(f"{label}: {shown}"))
         if facts.candidates:
             parts.append(_candidates(facts))
         if facts.principles:

@@ -30,6 +30,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from agentkd.envs import is_code
+from agentkd.policies.prompt import written_action
 from agentkd.schema import SEARCH_ORDER, Principle, Step, Trajectory
 
 __all__ = ["MinerConfig", "cautionary_principles", "mine_principles", "search_order_principles",
@@ -184,24 +185,26 @@ def _effect_kind(step: Step, code: bool) -> str:
     if code:
         match = _ERROR.search(step.next_observation)
         return match.group("kind") if match else "invalid code"
-    words = step.action.split()
+    words = written_action(step).split()
     if not words:
         return "empty action"
     return " ".join(words[:2]) if words[0] == "go" else words[0]
 
 
+# A refused command is stored with an empty action; what the agent wrote is what it repeats.
 def _repeats_ineffective(traj: Trajectory) -> str | None:
     tried: set[str] = set()
     for step in traj.steps:
-        if step.action and step.action in tried:
-            return step.action
+        action = written_action(step)
+        if action and action in tried:
+            return action
         if _no_effect(step):
-            tried.add(step.action)
+            tried.add(action)
     return None
 
 
 def _loop(traj: Trajectory, repeats: int) -> str | None:
-    counts = Counter(step.action for step in traj.steps if step.action)
+    counts = Counter(action for step in traj.steps if (action := written_action(step)))
     action, n = counts.most_common(1)[0] if counts else ("", 0)
     return action if n >= repeats else None
 
@@ -252,7 +255,7 @@ def cautionary_principles(trajectories: Iterable[Trajectory], config: MinerConfi
             if _no_effect(step):
                 kind = _effect_kind(step, code)
                 kinds[kind] += 1
-                examples[kind][_short(step.action)] += 1
+                examples[kind][_short(written_action(step))] += 1
                 episodes_with[kind].add(traj.trajectory_id)
     for kind, n in kinds.most_common(config.max_invalid_kinds):
         if len(episodes_with[kind]) < config.min_support:

@@ -6,13 +6,8 @@ e.g. diverge.py /work/runs/eval-sft7 sc@8 sc@8+retry 0006 0043 0061 (the cool ta
 
 import sys
 
+from agentkd.policies.prompt import written_action
 from agentkd.store import ExperienceStore
-
-
-def written(step):
-    """The command the student wrote (a refused step's action is empty; its reply keeps it)."""
-    return step.raw_output.split("Action:")[-1].strip() or step.action
-
 
 store, a, b = ExperienceStore(sys.argv[1], create=False), sys.argv[2], sys.argv[3]
 runs = {c: {t.task_id: t for t in store.iterate() if t.metadata.get("evaluation") == c} for c in (a, b)}
@@ -21,7 +16,7 @@ for number in sys.argv[4:]:
     x, y = runs[a][task], runs[b][task]
     for k, (sx, sy) in enumerate(zip(x.steps, y.steps, strict=False)):
         if sx.raw_output != sy.raw_output:
-            print(f"{number} step {k}: {a} {written(sx)!r} (valid {sx.valid}) | {b} {written(sy)!r} "
+            print(f"{number} step {k}: {a} {written_action(sx)!r} (valid {sx.valid}) | {b} {written_action(sy)!r} "
                   f"(valid {sy.valid}, {sy.info.get('samples', 8)} samples)")
-            print(f"   {b} next: {[written(s) for s in y.steps[k + 1:k + 8]]}")
+            print(f"   {b} next: {[written_action(s) for s in y.steps[k + 1:k + 8]]}")
             break

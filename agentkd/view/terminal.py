@@ -85,10 +85,9 @@ def print_transcript(traj: Trajectory, console: Any = None) -> None:
             parts.append(Text(f"Thought: {step.thought}", style="italic"))
         label = "Teacher action" if step.deferred else "Action"
         # A refused command is stored with an empty action; show what was written, marked refused.
-        written = escape(written_action(step))
-        shown = f"[bold]{escape(step.action)}[/]" if step.action else (
-            f"[bold]{written}[/] [red](refused)[/]" if written else "[bold](none)[/]")
-        parts.append(Text.from_markup(f"{label}: {shown}"))
+        written = written_action(step)
+        mark = " [red](refused)[/]" if written and not step.action else ""
+        parts.append(Text.from_markup(f"{label}: [bold]{escape(written) or '(none)'}[/]{mark}"))
         if facts.candidates:
             parts.append(_candidates(facts))
         if facts.principles:

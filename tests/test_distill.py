@@ -236,3 +236,32 @@ def test_the_experts_premature_slips_come_from_its_own_next_moves_played_on_a_co
     assert premature and all(s.next_observation == "Nothing happens." for s in premature)
     with pytest.raises(ConfigError, match="lookahead"):
         ExpertPolicy(lookahead=2)
+
+
+def test_step_pairs_reject_a_refused_command_before_another_order_of_search():
+    """A failed episode that first goes somewhere the expert would not (valid) and then writes a command the
+    environment refuses: with one step pair per episode, the pair is at the refused command, as written."""
+    from agentkd.distill.datasets import redi_pairs
+    from agentkd.envs import load_tasks, make_env
+    from agentkd.schema import PolicyInfo, Step, Trajectory
+
+    task = next(t for t in load_tasks("household", "valid_unseen") if t.task_type == "look_at_obj_in_light")
+    env = make_env("household")
+    first_obs = env.reset(task)
+    _, expert_first = env.expert_action()
+    detour = next(a for a in env.admissible_actions() if a.startswith("go to ") and a != expert_first)
+    second_obs = env.step(detour)[0]
+    refused = "Thought: I will look further.\nAction: go to desk 99"
+    third_obs = env.step("go to desk 99")[0]
+    assert third_obs == "Nothing happens."
+    steps = [Step(index=0, observation=first_obs, thought="I look here first.", action=detour,
+                  raw_output=format_step("I look here first.", detour), next_observation=second_obs),
+             Step(index=1, observation=second_obs, action="", raw_output=refused, valid=False,
+                  next_observation=third_obs)]
+    failed = Trajectory.start(task, PolicyInfo(name="student", kind="hf")).model_copy(update={"steps": steps})
+    rows, report = redi_pairs([failed], trajectory_pairs=False, make_env=make_env, load_task=lambda _: task,
+                              max_step_pairs_per_episode=1)
+    (row,) = rows
+    assert row["kind"] == "step" and row["rejected"] == [{"role": "assistant", "content": refused}]
+    assert row["prompt"][-1]["content"].startswith(f"Observation: {second_obs}")
+    assert report.extra["pairs"] == {"step": 1}

@@ -280,10 +280,14 @@ def _expert_pairs_for(traj: Trajectory, make_env: Callable[[], Any], task: Task,
                       max_pairs: int) -> list[tuple[int, str]]:
     """Steps of a failed ``traj`` where the expert would act differently and win from there.
 
-    Returns (step index, expert reply) for up to ``max_pairs`` steps, earliest first.
+    Returns (step index, expert reply) for up to ``max_pairs`` steps: refused commands first, then the
+    others, each earliest first. A refused command ("go to desk 5" in a room with four) is wrong for
+    certain; a valid action other than the expert's is often just another order of search, and
+    pushing it down teaches little.
     """
     pairs: list[tuple[int, str]] = []
-    for t, step in enumerate(traj.steps):
+    for t in sorted(range(len(traj.steps)), key=lambda i: (traj.steps[i].valid, i)):
+        step = traj.steps[t]
         if len(pairs) >= max_pairs:
             break
         env = make_env()
@@ -293,7 +297,7 @@ def _expert_pairs_for(traj: Trajectory, make_env: Callable[[], Any], task: Task,
             env.step(past.action)
         choice = env.expert_action()
         if choice is None:
-            break
+            continue
         thought, action = choice
         if step.valid and step.action == action:
             continue
@@ -324,9 +328,10 @@ def redi_pairs(
 
     Trajectory pairs: every failed trajectory against a successful one of the same task (they
     share the first turn; chosen/rejected are the rest of each episode). Step pairs (when the
-    environment has an expert and ``make_env``/``load_task`` are given): at the failed episode's
-    first ``max_step_pairs_per_episode`` states where its action differs from the expert's and the
-    expert wins from there, the expert's reply is chosen and the failed episode's reply rejected.
+    environment has an expert and ``make_env``/``load_task`` are given): at up to
+    ``max_step_pairs_per_episode`` states of the failed episode where its action differs from the
+    expert's and the expert wins from there (refused commands first), the expert's reply is chosen
+    and the failed episode's reply rejected.
 
     Raises :class:`EmptyDatasetError` when there are no failed trajectories (negatives) or no
     pair could be formed.

@@ -265,3 +265,36 @@ def test_step_pairs_reject_a_refused_command_before_another_order_of_search():
     assert row["kind"] == "step" and row["rejected"] == [{"role": "assistant", "content": refused}]
     assert row["prompt"][-1]["content"].startswith(f"Observation: {second_obs}")
     assert report.extra["pairs"] == {"step": 1}
+
+
+def test_the_teachers_marked_mistakes_are_redi_step_pairs(tmp_path):
+    """A store without a failed episode still gives REDI negatives: at each of the noisy expert's marked
+    mistakes (refused slips first), its own move is chosen and the mistake, as written, rejected."""
+    from agentkd.collection import collect
+    from agentkd.distill.datasets import EmptyDatasetError, is_mistake, redi_pairs
+    from agentkd.envs import load_tasks, make_env
+    from agentkd.policies.expert import ExpertPolicy
+    from agentkd.policies.prompt import assistant_text
+    from agentkd.store import ExperienceStore
+
+    store = ExperienceStore(tmp_path / "store", spool_dir=tmp_path / "spool")
+    collect(ExpertPolicy("household", mistake_rate=0.3), "household", "valid_unseen", 8, store)
+    noisy = sorted(store.iterate(), key=lambda t: t.trajectory_id)
+    tasks = {t.task_id: t for t in load_tasks("household", "valid_unseen")}
+    rows, report = redi_pairs(noisy, make_env=make_env, load_task=lambda traj: tasks[traj.task_id],
+                              max_step_pairs_per_episode=1)
+    assert report.extra["negatives"] == 0 and report.extra["with_mistakes"] == len(noisy)
+    assert rows and {row["kind"] for row in rows} == {"mistake"}
+    assert len(rows) <= len(noisy)
+    by_id = {t.trajectory_id: t for t in noisy}
+    for row in rows:
+        traj = by_id[row["rejected_trajectory"]]
+        t = sum(m["role"] == "assistant" for m in row["prompt"])  # the step the pair is at
+        step = traj.steps[t]
+        assert is_mistake(step)
+        assert row["rejected"][0]["content"] == assistant_text(step)
+        assert row["chosen"][0]["content"] == format_step(step.thought, step.info["expert_action"])
+        # a refused slip is preferred to an admissible mistake of the same episode
+        assert step.valid is False or all(s.valid for s in traj.steps if is_mistake(s))
+    with pytest.raises(EmptyDatasetError, match="negatives"):
+        redi_pairs(noisy, make_env=make_env, load_task=lambda traj: tasks[traj.task_id], mistake_pairs=False)

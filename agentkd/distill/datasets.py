@@ -277,8 +277,8 @@ def icd_step_examples(
 
 
 def _expert_pairs_for(traj: Trajectory, make_env: Callable[[], Any], task: Task, fmt: PromptFormat,
-                      max_pairs: int) -> list[tuple[int, str]]:
-    """Steps of a failed ``traj`` where the expert would act differently and win from there.
+                      max_pairs: int, only: Callable[[Step], bool] | None = None) -> list[tuple[int, str]]:
+    """Steps of ``traj`` (those ``only`` accepts) where the expert would act differently and win from there.
 
     Returns (step index, expert reply) for up to ``max_pairs`` steps: refused commands first, then the
     others, each earliest first. A refused command ("go to desk 5" in a room with four) is wrong for
@@ -286,7 +286,8 @@ def _expert_pairs_for(traj: Trajectory, make_env: Callable[[], Any], task: Task,
     pushing it down teaches little.
     """
     pairs: list[tuple[int, str]] = []
-    for t in sorted(range(len(traj.steps)), key=lambda i: (traj.steps[i].valid, i)):
+    candidates = [i for i, step in enumerate(traj.steps) if only is None or only(step)]
+    for t in sorted(candidates, key=lambda i: (traj.steps[i].valid, i)):
         step = traj.steps[t]
         if len(pairs) >= max_pairs:
             break
@@ -323,6 +324,7 @@ def redi_pairs(
     make_env: Callable[[str], Any] | None = None,
     load_task: Callable[[Trajectory], Task | None] | None = None,
     max_step_pairs_per_episode: int = 2,
+    mistake_pairs: bool = True,
 ) -> tuple[list[dict[str, Any]], DataReport]:
     """``{"prompt", "chosen", "rejected"}`` conversation rows for REDI, from successes and failures.
 
@@ -331,7 +333,11 @@ def redi_pairs(
     environment has an expert and ``make_env``/``load_task`` are given): at up to
     ``max_step_pairs_per_episode`` states of the failed episode where its action differs from the
     expert's and the expert wins from there (refused commands first), the expert's reply is chosen
-    and the failed episode's reply rejected.
+    and the failed episode's reply rejected. Mistake pairs (``mistake_pairs``, with ``make_env``):
+    the same at the teacher's own marked mistakes (``collect --mistake-rate``), up to
+    ``max_step_pairs_per_episode`` per episode. REDI's negatives are the teacher's wrong traces in
+    the paper; a student that fails too seldom on its training tasks to supply negatives still
+    learns from them which commands the environment refuses.
 
     Raises :class:`EmptyDatasetError` when there are no failed trajectories (negatives) or no
     pair could be formed.
@@ -340,19 +346,26 @@ def redi_pairs(
     report = DataReport()
     successes: dict[tuple[str, str], list[Trajectory]] = defaultdict(list)
     failures: list[Trajectory] = []
+    mistaken: list[Trajectory] = []
     for traj in trajectories:
         report.considered += 1
         if not traj.steps:
             report.dropped["no_steps"] += 1
         elif any(is_mistake(s) for s in traj.steps):
-            # A positive would make its mistakes likelier, a negative its recoveries less likely.
+            # A positive would make its mistakes likelier, a negative its recoveries less likely:
+            # never a whole trajectory pair, only step pairs at its mistakes.
             report.dropped["with_mistakes"] += 1
+            mistaken.append(traj)
         elif traj.success:
             successes[(traj.env, traj.task_id)].append(traj)
         else:
             failures.append(traj)
-    report.extra.update(positives=sum(len(v) for v in successes.values()), negatives=len(failures))
-    if not failures:
+    by_expert = step_pairs and make_env is not None and load_task is not None
+    if not (mistake_pairs and by_expert):
+        mistaken = []
+    report.extra.update(positives=sum(len(v) for v in successes.values()), negatives=len(failures),
+                        with_mistakes=len(mistaken))
+    if not failures and not mistaken:
         raise EmptyDatasetError(
             "REDI needs negatives: failed trajectories, e.g. the SFT student's own rollouts, and the store has "
             "none. Record them with `agentkd collect --teacher <sft student dir> --env ENV --split train "
@@ -382,16 +395,18 @@ def redi_pairs(
                 add(pos_msgs[:2], pos_msgs[2:], neg_msgs[2:], "trajectory", neg)
             else:
                 report.dropped["no_success_for_task"] += 1
-        if step_pairs and make_env is not None and load_task is not None:
-            task = load_task(neg)
-            if task is None:
-                report.dropped["task_not_found"] += 1
-                continue
-            for t, reply in _expert_pairs_for(neg, lambda env=neg.env: make_env(env), task, fmt,
-                                              max_step_pairs_per_episode):
-                prompt = _prompt_at(neg, t, fmt)
-                add(prompt, [{"role": "assistant", "content": reply}],
-                    [{"role": "assistant", "content": assistant_text(neg.steps[t], _code(neg.env))}], "step", neg)
+    # Step pairs: at any step of a failure, and at the teacher's marked mistakes.
+    sources = [(traj, "step", None) for traj in failures] if by_expert else []
+    sources += [(traj, "mistake", is_mistake) for traj in mistaken]
+    for traj, kind, only in sources:
+        task = load_task(traj)
+        if task is None:
+            report.dropped["task_not_found"] += 1
+            continue
+        for t, reply in _expert_pairs_for(traj, lambda env=traj.env: make_env(env), task, fmt,
+                                          max_step_pairs_per_episode, only):
+            add(_prompt_at(traj, t, fmt), [{"role": "assistant", "content": reply}],
+                [{"role": "assistant", "content": assistant_text(traj.steps[t], _code(traj.env))}], kind, traj)
     report.kept = len(rows)
     report.extra["pairs"] = dict(kinds)
     if not rows:

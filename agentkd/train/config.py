@@ -113,7 +113,10 @@ class RediRunConfig(StageConfig):
     max_length: int = setting(2048, "Longest prompt + continuation in tokens; longer pairs are left out.", min=64)
     step_pairs: bool = setting(True, "Add step pairs from the environment's expert.")
     trajectory_pairs: bool = setting(True, "Add trajectory pairs (a failed vs a successful episode of a task).")
-    max_step_pairs_per_episode: int = setting(2, "Step pairs taken from one failed episode at most.", min=0)
+    max_step_pairs_per_episode: int = setting(2, "Step pairs taken from one failed episode (or one teacher episode "
+                                              "with marked mistakes) at most.", min=0)
+    mistake_pairs: bool = setting(True, "Add step pairs at the teacher's marked mistakes (`collect --mistake-rate`): "
+                                  "the expert's move chosen, the mistake rejected.")
     env: str | None = setting("household", "Use this environment's trajectories.")
     split: str | None = setting("train", "Use this split's trajectories (a name, or the path they were collected "
                                 "from).")

@@ -243,7 +243,8 @@ def train_redi(store: ExperienceStore | None, student: str | Path, out_dir: str 
         rows, report = redi_pairs(trajectories, tokenizer, fmt=card.prompt, max_length=config.max_length,
                                   step_pairs=config.step_pairs, trajectory_pairs=config.trajectory_pairs,
                                   make_env=make_env, load_task=load_task,
-                                  max_step_pairs_per_episode=config.max_step_pairs_per_episode)
+                                  max_step_pairs_per_episode=config.max_step_pairs_per_episode,
+                                  mistake_pairs=config.mistake_pairs)
         if config.step_pairs and make_env is None:
             report.extra["step_pairs_skipped"] = "an environment of these trajectories has no expert"
         return model, tokenizer, card, ([tokenize_pair(row, tokenizer) for row in rows], report)

@@ -367,9 +367,10 @@ def redi_pairs(
                         with_mistakes=len(mistaken))
     if not failures and not mistaken:
         raise EmptyDatasetError(
-            "REDI needs negatives: failed trajectories, e.g. the SFT student's own rollouts, and the store has "
-            "none. Record them with `agentkd collect --teacher <sft student dir> --env ENV --split train "
-            "--store STORE` and run REDI again."
+            "REDI needs negatives: failed trajectories, e.g. the SFT student's own rollouts, or the teacher's "
+            "marked mistakes, and the store has none. Record them with `agentkd collect --teacher <sft student "
+            "dir> --env ENV --split train --store STORE` (or `--teacher expert --mistake-rate 0.1`) and run REDI "
+            "again."
         )
     length = _Lengths(tokenizer) if tokenizer is not None else None
     rows: list[dict[str, Any]] = []

@@ -1,6 +1,6 @@
 """How an evaluation's failed episodes went wrong: refused commands, from the store.
 
-usage: .venv/bin/python benchmarks/results/sft7/refused_commands.py STORE CONFIGURATION
+usage: .venv/bin/python benchmarks/results/sft7/refused_commands.py STORE CONFIGURATION [SPLIT]
 Per failed episode: steps, refused (invalid) steps, the first refused command (what the student wrote),
 and whether its last 10 commands are one and the same; then the totals.
 """
@@ -12,7 +12,8 @@ from agentkd.policies.prompt import written_action
 from agentkd.store import ExperienceStore
 
 store, config = ExperienceStore(sys.argv[1], create=False), sys.argv[2]
-episodes = [t for t in store.iterate() if t.metadata.get("evaluation") == config]
+split = sys.argv[3] if len(sys.argv) > 3 else None  # a store may hold one configuration's runs on several splits
+episodes = [t for t in store.iterate(**({"split": split} if split else {})) if t.metadata.get("evaluation") == config]
 failed = sorted((t for t in episodes if not t.success), key=lambda t: t.task_id)
 print(f"{config}: {len(episodes)} episodes, {len(failed)} failed")
 refusing, repeating, verbs = 0, 0, collections.Counter()

@@ -288,9 +288,9 @@ def _expert_pairs_for(traj: Trajectory, make_env: Callable[[], Any], task: Task,
     pairs: list[tuple[int, str]] = []
     candidates = [i for i, step in enumerate(traj.steps) if only is None or only(step)]
     for t in sorted(candidates, key=lambda i: (traj.steps[i].valid, i)):
-        step = traj.steps[t]
         if len(pairs) >= max_pairs:
             break
+        step = traj.steps[t]
         env = make_env()
         env.reset(task)
         for past in traj.steps[:t]:  # replay the student to the state before step t

@@ -13,7 +13,7 @@ from agentkd.store import ExperienceStore
 
 store, config = ExperienceStore(sys.argv[1], create=False), sys.argv[2]
 split = sys.argv[3] if len(sys.argv) > 3 else None  # a store may hold one configuration's runs on several splits
-episodes = [t for t in store.iterate(**({"split": split} if split else {})) if t.metadata.get("evaluation") == config]
+episodes = [t for t in store.iterate(split=split) if t.metadata.get("evaluation") == config]  # None: every split
 failed = sorted((t for t in episodes if not t.success), key=lambda t: t.task_id)
 print(f"{config}: {len(episodes)} episodes, {len(failed)} failed")
 refusing, repeating, verbs = 0, 0, collections.Counter()

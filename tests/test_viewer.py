@@ -18,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect
 
 from agentkd.schema import Step, Trajectory
 from agentkd.view.summary import Row, first_divergence, partner_map, step_facts
@@ -282,6 +283,7 @@ def test_side_by_side_marks_the_first_divergence(page, server, episodes):
     assert expected and cascade.steps[expected - 1].action == teacher.steps[expected - 1].action
     page.goto(f"{server}/t/{cascade.trajectory_id}")
     page.locator("p.partners a.vs", has_text="teacher").click()
+    page.wait_for_url(re.compile(r"/compare\?"))
     diverge = page.locator("tr.diverge")
     assert diverge.count() == 1 and diverge.get_attribute("data-step") == str(expected)
     assert page.locator(f"tr.pair[data-step='{expected - 1}']").get_attribute("class") == "pair"
@@ -327,7 +329,8 @@ def test_episodes_html_works_from_the_file_system(page, tmp_path, episodes):
     failed = _one(episodes, "sc@8", "0001")
     page.locator(f"#rows tr.row[data-id='{failed.trajectory_id}'] td.goal a").click()
     shown = page.locator("section.trajectory:visible")
-    assert shown.count() == 1 and shown.locator("h1").inner_text() == failed.goal
+    expect(shown).to_have_count(1)  # the view changes on hashchange, which fires after the click returns
+    assert shown.locator("h1").inner_text() == failed.goal
     assert shown.locator("table.candidates tbody tr").count() == sum(len(s.candidates) for s in failed.steps)
 
     shown.locator("a.vs").click()
@@ -339,8 +342,11 @@ def test_episodes_html_works_from_the_file_system(page, tmp_path, episodes):
 
     page.go_back()
     page.go_back()  # back to the table, the filter kept
+    expect(page.locator("section.trajectory:visible")).to_have_count(0)
+    expect(page.locator("#rows tr.row:visible")).to_have_count(2)
     assert sorted(_visible_runs(page)) == ["greedy+constrained", "sc@8"]
     page.goto(path.as_uri() + "#run=teacher")
+    expect(page.locator("#rows tr.row:visible")).to_have_count(3)
     assert _visible_runs(page) == ["teacher"] * 3
 
 
